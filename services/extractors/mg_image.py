@@ -1,0 +1,6 @@
+"""Route placeholder: replaced by the real extractor (issue 5)."""
+from shared.outcome import Failed
+
+
+def extract(ds, options=None):
+    raise Failed("the mg_image extractor is not built yet")

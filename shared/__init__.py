@@ -1,0 +1,1 @@
+"""doseflow's own shared package: message schemas, settings, broker, database and DICOM helpers."""

@@ -1,0 +1,169 @@
+"""DICOM helpers shared by every stage: reading files, and turning attribute values into
+plain Python values (ISO dates, floats, names). Pure apart from `read_header`/`read_object`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+# SOP classes doseflow knows (PS3.4 Annex B).
+XRAY_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
+RADIOPHARMACEUTICAL_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.68"
+ENHANCED_SR = "1.2.840.10008.5.1.4.1.1.88.22"
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+CR_IMAGE = "1.2.840.10008.5.1.4.1.1.1"
+DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
+MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
+MG_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.2.1"
+
+
+class UnreadableObject(Exception):
+    """The file is not a DICOM object pydicom can read (truncated, empty, not DICOM)."""
+
+
+def read_object(path: str, *, header_only: bool = False) -> Dataset:
+    """Read a DICOM file, read-only. `header_only` stops before pixel data (the classifier's
+    read: a 500 MB multi-frame image costs a few kB)."""
+    try:
+        with open(path, "rb") as f:
+            return pydicom.dcmread(f, stop_before_pixels=header_only)
+    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+            AttributeError, NotImplementedError, RecursionError) as exc:
+        raise UnreadableObject(f"not a readable DICOM object: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def text(ds: Dataset, keyword: str) -> Optional[str]:
+    """An attribute as stripped text; empty or absent is None. Multi-values are joined with '\\'."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # a malformed element must not stop the whole report
+        return None
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1", "replace")
+    if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
+        value = "\\".join(str(v) for v in value)
+    value = str(value).strip().strip("\x00").strip()
+    return value or None
+
+
+def person_name(ds: Dataset, keyword: str) -> Optional[str]:
+    """A PN flattened to 'Family^Given^Middle^Prefix^Suffix' (trailing empties dropped); several
+    names joined with ' | '."""
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return None
+    if value is None or value == "":
+        return None
+    names = list(value) if type(value).__name__ == "MultiValue" else [value]
+    flat = [str(n).rstrip("^").strip() for n in names]
+    flat = [n for n in flat if n]
+    return " | ".join(flat) or None
+
+
+def number(value) -> Optional[float]:
+    """A DS/IS/FD/UN value as float; None when absent, empty, non-numeric or not finite.
+    A multi-valued attribute gives its first value. Bytes (VR UN, e.g. Hologic) are decoded
+    as the DS/IS text they hold."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1", "replace").strip("\x00 ")
+        if "\\" in value:
+            value = value.split("\\")[0]
+    if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
+        if not value:
+            return None
+        value = value[0]
+    if isinstance(value, str) and not value.strip():
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def attr_number(ds: Dataset, keyword_or_tag) -> Optional[float]:
+    try:
+        elem = ds.get(keyword_or_tag) if isinstance(keyword_or_tag, str) else ds.get(keyword_or_tag)
+    except Exception:
+        return None
+    if elem is None:
+        return None
+    value = elem.value if hasattr(elem, "value") and hasattr(elem, "VR") else elem
+    return number(value)
+
+
+_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
+_DATETIME = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
+
+
+def iso_date(value) -> Optional[str]:
+    """DA 'YYYYMMDD' (or 'YYYY.MM.DD', old ACR-NEMA) to 'YYYY-MM-DD'; invalid gives None."""
+    if value is None:
+        return None
+    s = str(value).strip().replace(".", "").replace("-", "")
+    m = _DATE.match(s)
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in m.groups())
+    if not (1 <= mo <= 12 and 1 <= d <= 31):
+        return None
+    return f"{y:04d}-{mo:02d}-{d:02d}"
+
+
+def iso_time(value, *, keep_fraction: bool = False) -> Optional[str]:
+    """TM 'HHMMSS.ffffff' (also 'HHMM', 'HH', 'HH:MM:SS') to 'HH:MM:SS'; invalid gives None."""
+    if value is None:
+        return None
+    s = str(value).strip().replace(":", "")
+    m = _TIME.match(s)
+    if not m:
+        return None
+    hh, mm, ss, frac = m.group(1), m.group(2) or "00", m.group(3) or "00", m.group(4)
+    if int(hh) > 23 or int(mm) > 59 or int(ss) > 60:
+        return None
+    out = f"{hh}:{mm}:{min(int(ss), 59):02d}"
+    if keep_fraction and frac:
+        out += frac.ljust(7, "0")
+    return out
+
+
+def iso_datetime(value) -> Optional[str]:
+    """DT to ISO 'YYYY-MM-DDTHH:MM:SS[.ffffff]' (a timezone suffix is dropped, not converted)."""
+    if value is None:
+        return None
+    s = str(value).strip()
+    m = _DATETIME.match(s)
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, frac, _tz = m.groups()
+    date = iso_date(f"{y}{mo or '01'}{d or '01'}")
+    if date is None:
+        return None
+    if hh is None:
+        return date + "T00:00:00"
+    t = iso_time(f"{hh}{mi or '00'}{ss or '00'}{frac or ''}", keep_fraction=True)
+    return None if t is None else f"{date}T{t}"
+
+
+def date_time(date, time) -> Optional[str]:
+    """Join a DA and a TM into an ISO date-time (fraction kept); None if either is missing."""
+    d = iso_date(date)
+    t = iso_time(time, keep_fraction=True) if time is not None else None
+    if d is None or t is None:
+        return None
+    return f"{d}T{t}"
