@@ -1,0 +1,105 @@
+"""The root of a dose SR: which kind of report it is, its header, and which section reader
+reads its content tree."""
+from __future__ import annotations
+
+from typing import Optional
+
+from pydicom.dataset import Dataset
+
+from services.extractors.common import (
+    ExtractOptions,
+    equipment_from_header,
+    first_text,
+    patient_from_header,
+    source_of,
+    study_from_header,
+)
+from shared import sr
+from shared.dicom import ENHANCED_SR, XRAY_RADIATION_DOSE_SR, text
+from shared.outcome import Failed, Ignored
+from shared.report import DoseReport
+from shared.sr import DCM, SCT, SRT, Code
+
+ROUTE = "rdsr"
+
+XRAY_DOSE_REPORT = DCM("113701")
+VARIC_SUMMARY = Code("99SMS_RADSUM", "C-10")
+DEVICE_OBSERVER_UID = DCM("121012")
+PROCEDURE_REPORTED = DCM("121058")
+CT_ACCUMULATED = DCM("113811")
+PROJECTION_XRAY = DCM("113704")
+MAMMOGRAPHY_PROCEDURE = (SRT("P5-40010"), SCT("71651007"))
+
+
+def template_of(ds: Dataset) -> Optional[str]:
+    """'10011' (CT), '10001' (projection X-ray) or None when the root declares no template."""
+    seq = ds.get("ContentTemplateSequence")
+    if seq:
+        ident = text(seq[0], "TemplateIdentifier")
+        if ident:
+            return ident
+    return None
+
+
+def kind_of(ds: Dataset) -> str:
+    """'ct', 'projection', 'mammography' or 'varic'. Falls back on content when the template
+    identifier is missing: a CT accumulated container means CT (the reference rejects such a CT
+    report; we read it), a procedure of Projection X-Ray (GE OEC Elite MiniView) means TID 10001."""
+    if sr.is_concept(ds, VARIC_SUMMARY):
+        return "varic"
+    template = template_of(ds)
+    procedure = sr.coded_value(sr.find(ds, PROCEDURE_REPORTED))
+    if template == "10011" or (template is None and sr.find(ds, CT_ACCUMULATED) is not None):
+        return "ct"
+    if template == "10001" or (template is None and (procedure == PROJECTION_XRAY
+                                                     or procedure in MAMMOGRAPHY_PROCEDURE)):
+        return "mammography" if procedure in MAMMOGRAPHY_PROCEDURE else "projection"
+    raise Failed(f"dose report with unsupported or missing template identifier ({template!r}) "
+                 "and no CT or projection content to recognise it by")
+
+
+def check_is_dose_report(ds: Dataset) -> None:
+    sop_class = text(ds, "SOPClassUID")
+    if sop_class not in (XRAY_RADIATION_DOSE_SR, ENHANCED_SR):
+        raise Ignored(f"SOP class {sop_class} is not an X-Ray Radiation Dose SR or Enhanced SR")
+    if not (sr.is_concept(ds, XRAY_DOSE_REPORT) or sr.is_concept(ds, VARIC_SUMMARY)):
+        concept = sr.concept_name(ds)
+        raise Ignored(f"structured report whose root concept {tuple(concept) if concept else None} "
+                      "is not an X-Ray Radiation Dose Report")
+
+
+def extract_report(ds: Dataset, options: ExtractOptions) -> DoseReport:
+    check_is_dose_report(ds)
+    kind = kind_of(ds)
+    study = study_from_header(ds, date_fallback=True)
+    if not study.study_instance_uid:
+        raise Failed("no StudyInstanceUID (0020,000D)")
+    if study.requested_procedure is None:
+        request = (ds.get("RequestAttributesSequence") or [None])[0]
+        study.requested_procedure = (text(request, "RequestedProcedureDescription") if request else None) \
+            or first_text(ds, "RequestedProcedureDescription")
+    equipment = equipment_from_header(ds)
+    equipment.device_observer_uid = sr.uid(sr.find(ds, DEVICE_OBSERVER_UID))
+    report = DoseReport(study=study, patient=patient_from_header(ds, study.study_date, options),
+                        equipment=equipment, sources=[source_of(ds, ROUTE)])
+
+    if kind == "ct":
+        from services.extractors.rdsr import ct
+
+        report.ct = ct.read_ct(ds, report.warnings)
+        report.study.modality = "CT"
+    elif kind == "mammography":
+        from services.extractors.rdsr import mammography
+
+        report.mammography = mammography.read_mammography(ds, report.warnings)
+        report.study.modality = "MG"
+    elif kind == "projection":
+        from services.extractors.rdsr import projection
+
+        report.projection, report.study.modality = projection.read_projection(ds, report.warnings)
+    else:
+        from services.extractors.rdsr import varic
+
+        report.projection = varic.read_varic(ds, report.warnings)
+        report.study.modality = "RF"
+    return report
