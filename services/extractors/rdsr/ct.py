@@ -1,0 +1,345 @@
+"""The CT part of a dose report: TID 10011 (CT Radiation Dose), as sent in an X-Ray Radiation
+Dose SR or in GE's CT Enhanced SR.
+
+Reads CT Accumulated Dose Data (TID 10012), the start and end of irradiation, and one event per
+CT Acquisition container (TID 10013) in document order, with its acquisition parameters, X-ray
+sources, CT dose and dose-check details (TID 10015).
+
+Every concept is found by (scheme, code value): GE writes "X-ray" in lower case, Toshiba says
+"Identification Number of the X-Ray Source", the Siemens Intevo miswrites the tube current's
+meaning; none of that matters here. Units are checked wherever PS3.16 fixes them; a unit we can
+convert without guessing is converted, anything else leaves the field empty with a warning.
+Private containers (e.g. Toshiba's "Dose Reduce Parameters", whose DS values can be malformed)
+are never read.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, NamedTuple, Optional
+
+from pydicom.dataset import Dataset
+
+from shared import sr
+from shared.dicom import person_name
+from shared.outcome import Ignored
+from shared.report import Ct, CtEvent, CtSource, DoseCheck
+from shared.sr import DCM, SCT, SRT, Code
+
+Warn = Callable[[str], None]
+
+
+# --- units ------------------------------------------------------------------------------------
+
+
+class Unit(NamedTuple):
+    """The unit a DoseReport field is in, and the UCUM codes (with unambiguous misspellings such
+    as GE's "mGycm") a value may arrive in, each with its factor to that unit."""
+
+    name: str
+    factors: Mapping[str, float]
+
+
+def _product(left: Mapping[str, float], right: Mapping[str, float]) -> dict[str, float]:
+    # "mGy.cm" is UCUM; GE writes "mGycm". Both split one way only, so both are safe to read.
+    return {f"{a}{sep}{b}": fa * fb for a, fa in left.items() for b, fb in right.items()
+            for sep in (".", "")}
+
+
+_DOSE_TO_MGY = {"mGy": 1.0, "Gy": 1e3, "cGy": 10.0, "dGy": 100.0, "uGy": 1e-3}
+_LENGTH_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1e3}
+_LENGTH_TO_CM = {k: v / 10.0 for k, v in _LENGTH_TO_MM.items()}
+
+MGY = Unit("mGy", _DOSE_TO_MGY)
+MGY_CM = Unit("mGy.cm", _product(_DOSE_TO_MGY, _LENGTH_TO_CM))
+MSV = Unit("mSv", {"mSv": 1.0, "Sv": 1e3, "uSv": 1e-3})
+MM = Unit("mm", _LENGTH_TO_MM)
+SECONDS = Unit("s", {"s": 1.0, "ms": 1e-3, "us": 1e-6})
+MA = Unit("mA", {"mA": 1.0, "A": 1e3, "uA": 1e-3})
+KV = Unit("kV", {"kV": 1.0, "V": 1e-3, "kVp": 1.0})
+# Counts and ratios: UCUM annotations ("{events}", "{ratio}", "{X-Ray sources}"), "1", or an
+# annotation written without braces (GE: "X-ray sources"). Only a physical unit is refused.
+COUNT = Unit("count", {})
+
+_PHYSICAL = {u for unit in (MGY, MGY_CM, MSV, MM, SECONDS, MA, KV) for u in unit.factors}
+
+
+def _normalised(unit: str) -> str:
+    # Separators vendors use for a UCUM product: "mGy*cm", "mGy cm", "mGy·cm" all mean mGy.cm.
+    return unit.strip().replace("*", ".").replace("·", ".").replace(" ", ".")
+
+
+class Num(NamedTuple):
+    """A NUM concept of the CT templates: its code, its PS3.16 name (for warnings) and unit."""
+
+    code: Code
+    name: str
+    unit: Unit
+
+
+# TID 10012 CT Accumulated Dose Data
+TOTAL_EVENTS = Num(DCM("113812"), "Total Number of Irradiation Events", COUNT)
+DLP_TOTAL = Num(DCM("113813"), "CT Dose Length Product Total", MGY_CM)
+EFFECTIVE_DOSE_TOTAL = Num(DCM("113814"), "CT Effective Dose Total", MSV)
+# TID 10013 CT Acquisition Parameters
+EXPOSURE_TIME = Num(DCM("113824"), "Exposure Time", SECONDS)
+SCANNING_LENGTH = Num(DCM("113825"), "Scanning Length", MM)
+SINGLE_COLLIMATION = Num(DCM("113826"), "Nominal Single Collimation Width", MM)
+TOTAL_COLLIMATION = Num(DCM("113827"), "Nominal Total Collimation Width", MM)
+PITCH_FACTOR = Num(DCM("113828"), "Pitch Factor", COUNT)
+NUMBER_OF_SOURCES = Num(DCM("113823"), "Number of X-Ray Sources", COUNT)
+# CT X-Ray Source Parameters
+KVP = Num(DCM("113733"), "KVP", KV)
+MAX_TUBE_CURRENT = Num(DCM("113833"), "Maximum X-Ray Tube Current", MA)
+TUBE_CURRENT = Num(DCM("113734"), "X-Ray Tube Current", MA)
+EXPOSURE_TIME_PER_ROTATION = Num(DCM("113834"), "Exposure Time per Rotation", SECONDS)
+# CT Dose
+MEAN_CTDIVOL = Num(DCM("113830"), "Mean CTDIvol", MGY)
+DLP = Num(DCM("113838"), "DLP", MGY_CM)
+EFFECTIVE_DOSE = Num(DCM("113839"), "Effective Dose", MSV)
+# TID 10015 CT Dose Check Details
+DLP_ALERT_VALUE = Num(DCM("113903"), "DLP Alert Value", MGY_CM)
+CTDIVOL_ALERT_VALUE = Num(DCM("113904"), "CTDIvol Alert Value", MGY)
+ACCUMULATED_DLP_FORWARD_ESTIMATE = Num(DCM("113905"), "Accumulated DLP Forward Estimate", MGY_CM)
+ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE = Num(DCM("113906"), "Accumulated CTDIvol Forward Estimate", MGY)
+DLP_NOTIFICATION_VALUE = Num(DCM("113911"), "DLP Notification Value", MGY_CM)
+CTDIVOL_NOTIFICATION_VALUE = Num(DCM("113912"), "CTDIvol Notification Value", MGY)
+DLP_FORWARD_ESTIMATE = Num(DCM("113913"), "DLP Forward Estimate", MGY_CM)
+CTDIVOL_FORWARD_ESTIMATE = Num(DCM("113914"), "CTDIvol Forward Estimate", MGY)
+
+# Containers and non-numeric concepts
+CT_ACCUMULATED = DCM("113811")
+CT_ACQUISITION = DCM("113819")
+CT_ACQUISITION_PARAMETERS = DCM("113822")
+CT_SOURCE_PARAMETERS = DCM("113831")
+CT_DOSE = DCM("113829")
+DOSE_CHECK_ALERT = DCM("113900")
+DOSE_CHECK_NOTIFICATION = DCM("113908")
+START_OF_IRRADIATION = DCM("113809")
+END_OF_IRRADIATION = DCM("113810")
+ACQUISITION_PROTOCOL = DCM("125203")
+TARGET_REGION = DCM("123014")
+CT_ACQUISITION_TYPE = DCM("113820")
+IRRADIATION_EVENT_UID = DCM("113769")
+SOURCE_ID = DCM("113832")
+CTDIW_PHANTOM_TYPE = DCM("113835")
+XRAY_MODULATION_TYPE = DCM("113842")
+COMMENT = DCM("121106")
+DLP_ALERT_CONFIGURED = DCM("113901")
+CTDIVOL_ALERT_CONFIGURED = DCM("113902")
+DLP_NOTIFICATION_CONFIGURED = DCM("113909")
+CTDIVOL_NOTIFICATION_CONFIGURED = DCM("113910")
+REASON_FOR_PROCEEDING = DCM("113907")
+PERSON_NAME = DCM("113870")
+
+PHANTOMS = {DCM("113690"): "head16", DCM("113691"): "body32"}
+YES = (SRT("R-0038D"), SCT("373066001"))
+NO = (SRT("R-00339"), SCT("373067005"))
+
+
+# --- reading one value --------------------------------------------------------------------------
+
+
+def number(container: Optional[Dataset], num: Num, warn: Warn) -> Optional[float]:
+    """The first `num` item of `container` in the field's unit; None (and a warning when the item
+    was there but unusable) otherwise. Never 0 for a missing value."""
+    item = sr.find(container, num.code) if container is not None else None
+    if item is None:
+        return None
+    label = f"{num.name} ({num.code.value})"
+    value, unit, problem = sr.measured(item)
+    if problem:
+        warn(f"{label}: {problem}; left empty")
+        return None
+    if num.unit is COUNT:
+        if unit is not None and _normalised(unit) in _PHYSICAL:
+            warn(f"{label}: unit {unit!r} is not a count or ratio; left empty")
+            return None
+        return value
+    if unit is None:
+        warn(f"{label}: no unit (expected {num.unit.name}); left empty")
+        return None
+    factor = num.unit.factors.get(_normalised(unit))
+    if factor is None:
+        warn(f"{label}: unit {unit!r} is not {num.unit.name} or a unit convertible to it; left empty")
+        return None
+    return value * factor
+
+
+def _count(container: Optional[Dataset], num: Num, warn: Warn) -> Optional[int]:
+    value = number(container, num, warn)
+    if value is None:
+        return None
+    if value != int(value) or value < 0:
+        warn(f"{num.name} ({num.code.value}): {value} is not a whole number of events; left empty")
+        return None
+    return int(value)
+
+
+def _yes_no(container: Dataset, concept: Code, name: str, warn: Warn) -> Optional[bool]:
+    item = sr.find(container, concept)
+    if item is None:
+        return None
+    value = sr.coded_value(item)
+    if value in YES:
+        return True
+    if value in NO:
+        return False
+    warn(f"{name} ({concept.value}): {sr.coded_meaning(item)!r} is neither Yes nor No; left empty")
+    return None
+
+
+def _person_names(container: Dataset, warn: Warn) -> Optional[str]:
+    """Names of the Person Name (113870) participants, joined with ' | '. A participant that is
+    not a readable PNAME (Spectrum Dynamics sends invalid ones) is skipped with a warning."""
+    names = []
+    for item in sr.find_all(container, PERSON_NAME):
+        name = person_name(item, "PersonName") or sr.text(item)
+        if name:
+            names.append(name)
+        else:
+            warn(f"Person Name ({PERSON_NAME.value}): participant without a readable name; skipped")
+    return " | ".join(names) or None
+
+
+# --- the sections ---------------------------------------------------------------------------------
+
+
+def read_ct(ds: Dataset, warnings: list[str]) -> Ct:
+    """TID 10011 below the root `ds` of the dose SR. `warnings` collects what could not be read."""
+    accumulated = sr.find(ds, CT_ACCUMULATED)
+    acquisitions = sr.find_all(ds, CT_ACQUISITION)
+    if accumulated is None and not acquisitions:
+        raise Ignored("CT dose report without CT Accumulated Dose Data (113811) "
+                      "or any CT Acquisition (113819)")
+
+    def warn_total(message: str) -> None:
+        warnings.append(f"CT Accumulated Dose Data: {message}")
+
+    if accumulated is None:
+        warnings.append("no CT Accumulated Dose Data (113811): CT totals left empty")
+    return Ct(
+        total_events=_count(accumulated, TOTAL_EVENTS, warn_total),
+        total_dlp_mGycm=number(accumulated, DLP_TOTAL, warn_total),
+        total_effective_dose_mSv=number(accumulated, EFFECTIVE_DOSE_TOTAL, warn_total),
+        start_of_xray_irradiation=sr.datetime_value(sr.find(ds, START_OF_IRRADIATION)),
+        end_of_xray_irradiation=sr.datetime_value(sr.find(ds, END_OF_IRRADIATION)),
+        events=[read_event(item, n, warnings) for n, item in enumerate(acquisitions, start=1)],
+    )
+
+
+def read_event(acquisition: Dataset, ordinal: int, warnings: list[str]) -> CtEvent:
+    """One CT Acquisition (113819) container."""
+    event_uid = sr.uid(sr.find(acquisition, IRRADIATION_EVENT_UID))
+    place = f"CT Acquisition {ordinal}" + (f" (event {event_uid})" if event_uid else "")
+
+    def warn(message: str) -> None:
+        warnings.append(f"{place}: {message}")
+
+    params = sr.find(acquisition, CT_ACQUISITION_PARAMETERS)
+    dose = sr.find(acquisition, CT_DOSE)
+    comment = sr.text(sr.find(acquisition, COMMENT))
+    modulation = sr.text(sr.find(acquisition, XRAY_MODULATION_TYPE))
+    if modulation is None and params is not None:
+        modulation = sr.text(sr.find(params, XRAY_MODULATION_TYPE))
+    return CtEvent(
+        irradiation_event_uid=event_uid,
+        acquisition_protocol=sr.text(sr.find(acquisition, ACQUISITION_PROTOCOL)),
+        target_region=sr.coded_meaning(sr.find(acquisition, TARGET_REGION)),
+        acquisition_type=sr.coded_meaning(sr.find(acquisition, CT_ACQUISITION_TYPE)),
+        exposure_time_s=number(params, EXPOSURE_TIME, warn),
+        scanning_length_mm=number(params, SCANNING_LENGTH, warn),
+        nominal_single_collimation_mm=number(params, SINGLE_COLLIMATION, warn),
+        nominal_total_collimation_mm=number(params, TOTAL_COLLIMATION, warn),
+        pitch_factor=number(params, PITCH_FACTOR, warn),
+        number_of_xray_sources=number(params, NUMBER_OF_SOURCES, warn),
+        ctdivol_mGy=number(dose, MEAN_CTDIVOL, warn),
+        ctdiw_phantom=_phantom(dose, warn),
+        dlp_mGycm=number(dose, DLP, warn),
+        effective_dose_mSv=number(dose, EFFECTIVE_DOSE, warn),
+        xray_modulation_type=modulation or modulation_from_comment(comment),
+        comment=comment,
+        sources=[_source(item, warn) for item in sr.find_all(params, CT_SOURCE_PARAMETERS)]
+        if params is not None else [],
+        dose_check=read_dose_check(dose, warn) if dose is not None else None,
+    )
+
+
+def _source(container: Dataset, warn: Warn) -> CtSource:
+    """One CT X-Ray Source Parameters (113831) container."""
+    return CtSource(
+        id=sr.text(sr.find(container, SOURCE_ID)),
+        kvp=number(container, KVP, warn),
+        max_tube_current_mA=number(container, MAX_TUBE_CURRENT, warn),
+        tube_current_mA=number(container, TUBE_CURRENT, warn),
+        exposure_time_per_rotation_s=number(container, EXPOSURE_TIME_PER_ROTATION, warn),
+    )
+
+
+def _phantom(dose: Optional[Dataset], warn: Warn) -> Optional[str]:
+    item = sr.find(dose, CTDIW_PHANTOM_TYPE) if dose is not None else None
+    if item is None:
+        return None
+    phantom = PHANTOMS.get(sr.coded_value(item))
+    if phantom is None:
+        warn(f"CTDIw Phantom Type ({CTDIW_PHANTOM_TYPE.value}): {sr.coded_meaning(item)!r} is not "
+             "the IEC head or body phantom; left empty")
+    return phantom
+
+
+def modulation_from_comment(comment: Optional[str]) -> Optional[str]:
+    """Siemens repeats the X-ray modulation type in the event comment, as one of its
+    comma-separated parts: '..., X-ray Modulation Type = XYZ_EC'. Used when 113842 is absent."""
+    if not comment:
+        return None
+    for part in comment.split(","):
+        part = part.strip()
+        if part.lower().startswith("x-ray modulation type") and "= " in part:
+            return part.split("= ", 1)[1].strip() or None
+    return None
+
+
+def read_dose_check(dose: Dataset, warn: Warn) -> Optional[DoseCheck]:
+    """CT Dose Check Details (TID 10015): the alert (113900) and notification (113908)
+    containers inside CT Dose. None when the scanner sent neither."""
+    alert = sr.find(dose, DOSE_CHECK_ALERT)
+    notification = sr.find(dose, DOSE_CHECK_NOTIFICATION)
+    if alert is None and notification is None:
+        return None
+    check = DoseCheck()
+    if alert is not None:
+        def warn_alert(message: str) -> None:
+            warn(f"Dose Check Alert Details: {message}")
+
+        check.dlp_alert_value_configured = _yes_no(alert, DLP_ALERT_CONFIGURED,
+                                                   "DLP Alert Value Configured", warn_alert)
+        check.ctdivol_alert_value_configured = _yes_no(alert, CTDIVOL_ALERT_CONFIGURED,
+                                                       "CTDIvol Alert Value Configured", warn_alert)
+        check.dlp_alert_value_mGycm = number(alert, DLP_ALERT_VALUE, warn_alert)
+        check.ctdivol_alert_value_mGy = number(alert, CTDIVOL_ALERT_VALUE, warn_alert)
+        check.accumulated_dlp_forward_estimate_mGycm = number(
+            alert, ACCUMULATED_DLP_FORWARD_ESTIMATE, warn_alert)
+        check.accumulated_ctdivol_forward_estimate_mGy = number(
+            alert, ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE, warn_alert)
+        check.alert_reason_for_proceeding = sr.text(sr.find(alert, REASON_FOR_PROCEEDING))
+        check.alert_person_name = _person_names(alert, warn_alert)
+    if notification is not None:
+        def warn_notification(message: str) -> None:
+            warn(f"Dose Check Notification Details: {message}")
+
+        check.dlp_notification_value_configured = _yes_no(
+            notification, DLP_NOTIFICATION_CONFIGURED, "DLP Notification Value Configured",
+            warn_notification)
+        check.ctdivol_notification_value_configured = _yes_no(
+            notification, CTDIVOL_NOTIFICATION_CONFIGURED, "CTDIvol Notification Value Configured",
+            warn_notification)
+        check.dlp_notification_value_mGycm = number(notification, DLP_NOTIFICATION_VALUE,
+                                                    warn_notification)
+        check.ctdivol_notification_value_mGy = number(notification, CTDIVOL_NOTIFICATION_VALUE,
+                                                      warn_notification)
+        check.dlp_forward_estimate_mGycm = number(notification, DLP_FORWARD_ESTIMATE,
+                                                  warn_notification)
+        check.ctdivol_forward_estimate_mGy = number(notification, CTDIVOL_FORWARD_ESTIMATE,
+                                                    warn_notification)
+        check.notification_reason_for_proceeding = sr.text(
+            sr.find(notification, REASON_FOR_PROCEEDING))
+        check.notification_person_name = _person_names(notification, warn_notification)
+    return check
