@@ -136,7 +136,11 @@ def measured(item: Optional[Dataset]) -> Measured:
         return Measured(None, None, "no measured value")
     unit = code_of(_first(mv, "MeasurementUnitsCodeSequence"))
     unit_value = unit.value if unit else None
-    raw = mv.get("NumericValue")
+    try:
+        raw = mv.get("NumericValue")
+    except (ValueError, TypeError, OverflowError) as exc:
+        # pydicom raises here instead of keeping the text when validation is strict.
+        return Measured(None, unit_value, f"not a number ({str(exc)[:60]})")
     values = _floats(raw)
     if values is None:
         return Measured(None, unit_value, f"not a number: {str(mv['NumericValue'].value)[:40]!r}"
