@@ -1,0 +1,376 @@
+"""Dose values read from image headers: the MG and CR/DX/PX image routes and the Philips CT
+"Dose Info" secondary capture.
+
+These objects carry their dose data as plain attributes, not as an SR tree, and vendors bend
+them: Hologic sends standard attributes as VR UN bytes, DRGEM writes decimals into IS fields,
+Kodak writes comma-separated lists into CS/DS, some DX units put text in PatientSize.
+`HeaderReader` reads one dataset (or one sequence item) and turns every value that is present
+but unreadable into None plus a warning naming the attribute, so one bad field never costs
+the report.
+
+Pure: a pydicom Dataset in, plain values out.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from typing import Optional, Union
+
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
+
+from services.extractors.common import (
+    ExtractOptions,
+    equipment_from_header,
+    first_code_meaning,
+    patient_from_header,
+    source_of,
+    study_from_header,
+)
+from shared.dicom import iso_date, iso_datetime, iso_time, text
+from shared.outcome import Failed
+from shared.report import DoseReport, Filter
+
+TagLike = Union[str, int, BaseTag]
+
+# Coded meanings written for image-attribute terms (PS3.16). Image headers carry defined terms,
+# not codes, so the meaning is ours to supply; these are the standard CodeMeanings of the codes
+# the terms stand for, the same text an RDSR carries.
+FILTER_MATERIALS = {
+    "MOLYBDENUM": "Molybdenum or Molybdenum compound",  # C-150F9
+    "RHODIUM": "Rhodium or Rhodium compound",  # C-167F9
+    "SILVER": "Silver or Silver compound",  # C-137F9
+    "ALUMINUM": "Aluminum or Aluminum compound",  # C-120F9
+    "ALUMINIUM": "Aluminum or Aluminum compound",  # Philips DiDi spelling
+    "COPPER": "Copper or Copper compound",  # C-127F9
+    "NIOBIUM": "Niobium or Niobium compound",  # C-1190E
+    "EUROPIUM": "Europium or Europium compound",  # C-1190F
+    "LEAD": "Lead or Lead compound",  # C-132F9
+    "TANTALUM": "Tantalum or Tantalum compound",  # C-156F9
+}
+ANODE_TARGETS = {
+    "MOLYBDENUM": "Molybdenum or Molybdenum compound",  # C-150F9
+    "RHODIUM": "Rhodium or Rhodium compound",  # C-167F9
+    "TUNGSTEN": "Tungsten or Tungsten compound",  # C-164F9
+}
+NO_FILTER = "No Filter"  # 111609
+FLAT_FILTER = "Flat filter"  # 113653
+FILTER_TYPES = {
+    "STRIP": "Strip filter",  # 113650
+    "WEDGE": "Wedge filter",  # 113651
+    "BUTTERFLY": "Butterfly filter",  # 113652
+    "FLAT": FLAT_FILTER,
+}
+# Siemens Multix writes its copper pre-filter as a type, e.g. CU_0.1_MM.
+_SIEMENS_COPPER_TYPE = re.compile(r"^CU_(\d+(?:\.\d+)?)_MM$")
+
+
+def tag_name(tag: BaseTag) -> str:
+    """'KVP (0018,0060)', or just the tag number for a private tag."""
+    keyword = keyword_for_tag(tag)
+    number = f"({tag.group:04X},{tag.element:04X})"
+    return f"{keyword} {number}" if keyword else number
+
+
+class HeaderReader:
+    """Reads attributes of one dataset or sequence item; every present-but-unreadable value
+    gives None and one entry in `warnings`. `where` prefixes the warnings of a sequence item."""
+
+    def __init__(self, ds: Dataset, warnings: list[str], where: str = ""):
+        self.ds = ds
+        self.warnings = warnings
+        self.where = where
+
+    # -- raw access ---------------------------------------------------------------------------
+
+    def _tag(self, key: TagLike) -> Optional[BaseTag]:
+        if isinstance(key, str):
+            t = tag_for_keyword(key)
+            return Tag(t) if t is not None else None
+        return Tag(key)
+
+    def raw(self, key: TagLike) -> Optional[str]:
+        """The value as text, multi-values joined with '\\'; None when absent or empty.
+
+        VR UN values (Hologic projections, private tags) come as bytes and are decoded here; a
+        value pydicom cannot convert (a decimal in an IS field under strict validation) is read
+        from its raw bytes rather than lost."""
+        tag = self._tag(key)
+        if tag is None or tag not in self.ds:
+            return None
+        try:
+            value = self.ds[tag].value
+        except Exception:
+            value = getattr(self.ds.get_item(tag), "value", None)
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            value = value.decode("latin-1", "replace")
+        elif type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
+            value = "\\".join(str(v) for v in value)
+        value = str(value).strip().strip("\x00").strip()
+        return value or None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"{self.where}{message}" if self.where else message)
+
+    def _label(self, key: TagLike) -> str:
+        tag = self._tag(key)
+        return tag_name(tag) if tag is not None else str(key)
+
+    # -- typed values -------------------------------------------------------------------------
+
+    def text(self, key: TagLike) -> Optional[str]:
+        return self.raw(key)
+
+    def number(self, key: TagLike, *, label: Optional[str] = None) -> Optional[float]:
+        """A numeric attribute (DS, IS, FD, US, or any of these sent as UN); its first value if
+        multi-valued. Text that is not a number gives None and a warning."""
+        value = self.raw(key)
+        if value is None:
+            return None
+        first = re.split(r"[\\,]", value)[0].strip()
+        result = _to_float(first)
+        if result is None:
+            self.warn(f"{label or self._label(key)}: {value!r} is not a number; left empty")
+        return result
+
+    def numbers(self, key: TagLike) -> list[Optional[float]]:
+        """Every value of a numeric attribute, split at '\\' or at ',' (old Kodak/Carestream
+        write the list as comma-separated text)."""
+        value = self.raw(key)
+        if value is None:
+            return []
+        out = []
+        for part in re.split(r"[\\,]", value):
+            f = _to_float(part.strip())
+            if f is None and part.strip():
+                self.warn(f"{self._label(key)}: {part.strip()!r} is not a number; left empty")
+            out.append(f)
+        return out
+
+    def terms(self, key: TagLike) -> list[str]:
+        """Every value of a CS attribute, split at '\\' or ',' (Kodak DR 7500 writes
+        'ALUMINUM,COPPER'), upper case, empty values dropped."""
+        value = self.raw(key)
+        if value is None:
+            return []
+        return [p.strip().upper() for p in re.split(r"[\\,]", value) if p.strip()]
+
+    # -- private attributes -------------------------------------------------------------------
+
+    def private_tag(self, group: int, creator: str, offset: int) -> Optional[BaseTag]:
+        """The tag of element `offset` (0x00-0xFF) in the private block that `creator` reserved
+        in `group`. When no creator element reserves any block of the group (an anonymiser
+        dropped it), the conventional first block (gggg,10xx) is assumed; when the group's
+        blocks belong to other creators, None: the number then means something else."""
+        found_any = False
+        for block in range(0x10, 0x100):
+            creator_tag = Tag(group, block)
+            if creator_tag not in self.ds:
+                continue
+            found_any = True
+            owner = self.raw(creator_tag)
+            if owner is not None and owner.strip().upper() == creator.upper():
+                return Tag(group, (block << 8) | offset)
+        if not found_any:
+            return Tag(group, 0x1000 | offset)
+        return None
+
+    def private_number(self, group: int, creator: str, offset: int, label: str) -> Optional[float]:
+        tag = self.private_tag(group, creator, offset)
+        if tag is None:
+            return None
+        return self.number(tag, label=f"{label} ({group:04X},{tag.element:04X}) [{creator}]")
+
+    def private_text(self, group: int, creator: str, offset: int) -> Optional[str]:
+        tag = self.private_tag(group, creator, offset)
+        return None if tag is None else self.raw(tag)
+
+
+def _to_float(value: Optional[str]) -> Optional[float]:
+    if value is None or not value.strip():
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+# --- header sections -----------------------------------------------------------------------
+
+
+def report_header(ds: Dataset, route: str, options: ExtractOptions) -> DoseReport:
+    """Study, patient, equipment and source of an image-route object. Study date and time come
+    from StudyDate/StudyTime only (a missing or odd StudyTime gives None, never a failure)."""
+    study = study_from_header(ds, date_fallback=False)
+    if not study.study_instance_uid:
+        raise Failed("no StudyInstanceUID (0020,000D)")
+    if not text(ds, "SOPInstanceUID"):
+        raise Failed("no SOPInstanceUID (0008,0018): the object cannot be identified")
+    report = DoseReport(study=study, patient=patient_from_header(ds, study.study_date, options),
+                        equipment=equipment_from_header(ds), sources=[source_of(ds, route)])
+    reader = HeaderReader(ds, report.warnings)
+    for keyword, parse, kind in (("StudyDate", iso_date, "date"), ("StudyTime", iso_time, "time")):
+        raw = reader.raw(keyword)
+        if raw is not None and parse(raw) is None:
+            reader.warn(f"{reader._label(keyword)}: {raw!r} is not a valid {kind}; left empty")
+    for keyword in ("PatientSize", "PatientWeight"):
+        reader.number(keyword)  # for its warning only: some DX units write text in PatientSize
+    return report
+
+
+def item_meaning(ds: Dataset, sequence: str, inner: str) -> Optional[str]:
+    """The CodeMeaning of `inner`[0] within `sequence`[0] (e.g. a request's procedure code)."""
+    try:
+        seq = ds.get(sequence)
+    except Exception:
+        return None
+    if not seq:
+        return None
+    return first_code_meaning(seq[0], inner)
+
+
+# --- event values shared by MG and DX ------------------------------------------------------
+
+
+def acquisition_datetime(ds: Dataset, *, study_fallback: bool, warnings: list[str]) -> Optional[str]:
+    """An image's exposure start as an ISO date-time (fraction kept).
+
+    Date and time are looked up independently: AcquisitionDate/Time, then the parts of
+    AcquisitionDateTime, then ContentDate/Time, and with `study_fallback` (DX, as the reference
+    does) StudyDate/Time. Falling back to the study's time is said in a warning, because two
+    images given the same study time would look like one exposure sent twice."""
+    reader = HeaderReader(ds, [])
+    acq_raw = reader.raw("AcquisitionDateTime")
+    acq_dt = iso_datetime(acq_raw)
+    acq_has_time = acq_dt is not None and len(acq_raw.split("+")[0].split("-")[0]) > 8
+    dates = [("AcquisitionDate", iso_date(reader.raw("AcquisitionDate"))),
+             ("AcquisitionDateTime", acq_dt[:10] if acq_dt else None),
+             ("ContentDate", iso_date(reader.raw("ContentDate")))]
+    times = [("AcquisitionTime", iso_time(reader.raw("AcquisitionTime"), keep_fraction=True)),
+             ("AcquisitionDateTime", acq_dt[11:] if acq_has_time else None),
+             ("ContentTime", iso_time(reader.raw("ContentTime"), keep_fraction=True))]
+    if study_fallback:
+        dates.append(("StudyDate", iso_date(reader.raw("StudyDate"))))
+        times.append(("StudyTime", iso_time(reader.raw("StudyTime"), keep_fraction=True)))
+    date = next(((k, v) for k, v in dates if v), None)
+    time = next(((k, v) for k, v in times if v), None)
+    if date is None or time is None:
+        warnings.append("event start unknown: the image has no usable acquisition, content"
+                        + (" or study" if study_fallback else "") + " date and time")
+        return None
+    used_study = [k for k, _ in (date, time) if k.startswith("Study")]
+    if used_study:
+        warnings.append(f"event start taken from {' and '.join(used_study)}: the image has no "
+                        "acquisition or content date/time")
+    return f"{date[1]}T{time[1]}"
+
+
+def tube_current_mA(reader: HeaderReader) -> Optional[float]:
+    """XRayTubeCurrent (mA), else XRayTubeCurrentInuA (µA) / 1000, else AverageXRayTubeCurrent."""
+    ma = reader.number("XRayTubeCurrent")
+    if ma is None:
+        ua = reader.number("XRayTubeCurrentInuA")
+        ma = ua / 1000 if ua is not None else None
+    if ma is None:
+        ma = reader.number("AverageXRayTubeCurrent")
+    return ma
+
+
+def exposure_time_ms(reader: HeaderReader) -> Optional[float]:
+    """ExposureTime (ms), else ExposureTimeInuS (µs) / 1000. A decimal in the IS field (DRGEM)
+    is kept as written, not rounded."""
+    ms = reader.number("ExposureTime")
+    if ms is None:
+        us = reader.number("ExposureTimeInuS")
+        ms = us / 1000 if us is not None else None
+    return ms
+
+
+def exposure_uAs(reader: HeaderReader) -> Optional[float]:
+    """ExposureInuAs (µAs), else Exposure (mAs) × 1000."""
+    uas = reader.number("ExposureInuAs")
+    if uas is None:
+        mas = reader.number("Exposure")
+        uas = mas * 1000 if mas is not None else None
+    return uas
+
+
+def field_area_m2(reader: HeaderReader) -> Optional[float]:
+    """FieldOfViewDimensions (mm × mm) as an area in m²; a single (round-field) value or a
+    malformed pair gives None."""
+    dims = reader.numbers("FieldOfViewDimensions")
+    if len(dims) != 2 or None in dims:
+        return None
+    return dims[0] * dims[1] / 1e6
+
+
+def material_meaning(term: Optional[str], table: dict[str, str], reader: HeaderReader,
+                     key: str) -> Optional[str]:
+    if not term:
+        return None
+    meaning = table.get(term.strip().upper())
+    if meaning is None:
+        reader.warn(f"{reader._label(key)}: {term!r} is not a known material; left empty")
+    return meaning
+
+
+def filters(reader: HeaderReader) -> list[Filter]:
+    """The X-ray filters of a radiographic image.
+
+    - FilterType NONE: one "No Filter" row.
+    - Siemens Multix types CU_x_MM: one flat copper filter x mm thick.
+    - Several materials (backslash multi-values or Kodak comma text): one flat filter per
+      material, each with the same-index minimum/maximum thickness (whichever separator the
+      thicknesses use).
+    - Otherwise one row of the stated type and material.
+    A minimum above the maximum is swapped (Kodak DR 7500 sends them crossed)."""
+    types = reader.terms("FilterType")
+    materials = reader.terms("FilterMaterial")
+    mins = reader.numbers("FilterThicknessMinimum")
+    maxs = reader.numbers("FilterThicknessMaximum")
+    filter_type = types[0] if types else None
+
+    if filter_type == "NONE":
+        return [Filter(type=NO_FILTER)]
+    copper = _SIEMENS_COPPER_TYPE.match(filter_type or "")
+    if copper:
+        mm = float(copper.group(1))
+        return [Filter(type=FLAT_FILTER, material=FILTER_MATERIALS["COPPER"],
+                       thickness_min_mm=mins[0] if mins and mins[0] is not None else mm,
+                       thickness_max_mm=maxs[0] if maxs and maxs[0] is not None else mm)]
+    if not (filter_type or materials or mins or maxs):
+        return []
+
+    def at(values: list[Optional[float]], i: int) -> Optional[float]:
+        return values[i] if i < len(values) else None
+
+    def row(type_: Optional[str], material: Optional[str], i: int) -> Filter:
+        lo, hi = at(mins, i), at(maxs, i)
+        if lo is not None and hi is not None and lo > hi:
+            lo, hi = hi, lo
+        return Filter(type=type_, material=material_meaning(material, FILTER_MATERIALS, reader,
+                                                            "FilterMaterial"),
+                      thickness_min_mm=lo, thickness_max_mm=hi)
+
+    if len(materials) > 1:
+        if (mins and len(mins) != len(materials)) or (maxs and len(maxs) != len(materials)):
+            reader.warn(f"FilterMaterial (0018,7050) lists {len(materials)} materials but the "
+                        f"filter thicknesses list {len(mins)} minimum and {len(maxs)} maximum "
+                        "values; thicknesses matched by position")
+        return [row(FLAT_FILTER, material, i) for i, material in enumerate(materials)]
+
+    type_meaning = FILTER_TYPES.get(filter_type) if filter_type else None
+    if filter_type and type_meaning is None:
+        reader.warn(f"FilterType (0018,1160): {filter_type!r} is not a known filter type; "
+                    "type left empty")
+    return [row(type_meaning, materials[0] if materials else None, 0)]
+
+
+def add_seconds(iso: str, seconds: float) -> str:
+    return (_dt.datetime.fromisoformat(iso) + _dt.timedelta(seconds=seconds)).isoformat()
+
