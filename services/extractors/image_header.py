@@ -31,7 +31,7 @@ from services.extractors.common import (
 )
 from shared.dicom import iso_date, iso_datetime, iso_time, text
 from shared.outcome import Failed
-from shared.report import DoseReport, Filter
+from shared.report import DoseReport, Filter, Patient
 
 TagLike = Union[str, int, BaseTag]
 
@@ -211,16 +211,38 @@ def report_header(ds: Dataset, route: str, options: ExtractOptions) -> DoseRepor
         raise Failed("no StudyInstanceUID (0020,000D)")
     if not text(ds, "SOPInstanceUID"):
         raise Failed("no SOPInstanceUID (0008,0018): the object cannot be identified")
-    report = DoseReport(study=study, patient=patient_from_header(ds, study.study_date, options),
-                        equipment=equipment_from_header(ds), sources=[source_of(ds, route)])
+    report = DoseReport(study=study, equipment=equipment_from_header(ds),
+                        sources=[source_of(ds, route)])
     reader = HeaderReader(ds, report.warnings)
     for keyword, parse, kind in (("StudyDate", iso_date, "date"), ("StudyTime", iso_time, "time")):
         raw = reader.raw(keyword)
         if raw is not None and parse(raw) is None:
             reader.warn(f"{reader._label(keyword)}: {raw!r} is not a valid {kind}; left empty")
-    for keyword in ("PatientSize", "PatientWeight"):
-        reader.number(keyword)  # for its warning only: some DX units write text in PatientSize
+    report.patient = patient(ds, study.study_date, options, reader)
     return report
+
+
+_PATIENT_KEYWORDS = ("SpecificCharacterSet", "PatientBirthDate", "PatientAge", "PatientSex", "PatientName", "PatientID")
+
+
+def patient(ds: Dataset, study_date: Optional[str], options: ExtractOptions,
+            reader: HeaderReader) -> Patient:
+    """The patient module, with size and weight read leniently: some DX units write text such
+    as 'MEDIUM' in PatientSize, which gives None and a warning."""
+    size, weight = reader.number("PatientSize"), reader.number("PatientWeight")
+    try:
+        result = patient_from_header(ds, study_date, options)
+    except Exception:
+        # Strict pydicom validation refuses the malformed size or weight outright: read the
+        # rest of the module from a copy that leaves them out.
+        rest = Dataset()
+        for keyword in _PATIENT_KEYWORDS:
+            element = ds.get_item(keyword)  # as read, not converted: no validation here
+            if element is not None:
+                rest[element.tag] = element
+        result = patient_from_header(rest, study_date, options)
+    result.size_m, result.weight_kg = size, weight
+    return result
 
 
 def item_meaning(ds: Dataset, sequence: str, inner: str) -> Optional[str]:
