@@ -1,0 +1,336 @@
+"""Reading an X-ray irradiation event (TID 10003 with its source, mechanical, detector and
+distance rows) and the accumulated containers around it: the part that projection X-ray and
+mammography reports share.
+
+`Reader` wraps one content item (an event container, an accumulated container, the root) and
+answers "the value of concept X in unit Y" with units converted and every unreadable value
+turned into None plus a note in `Problems`. The section readers (`projection.py`,
+`mammography.py`) decide which fields they want and how several values combine.
+"""
+from __future__ import annotations
+
+from statistics import fmean
+from typing import NamedTuple, Optional, Union
+
+from pydicom.dataset import Dataset
+
+from services.extractors.rdsr.quantities import COUNT, MA, MM, Unit, convert
+from shared import sr
+from shared.report import Filter
+from shared.sr import DCM, SCT, SRT, Code
+
+
+class Concept(NamedTuple):
+    label: str  # our name for it in warnings (the object's own meaning may be misspelt)
+    codes: tuple[Code, ...]
+
+    def __str__(self) -> str:
+        first = self.codes[0]
+        return f"{self.label} ({first.scheme} {first.value})"
+
+
+def concept(label: str, *codes: Code) -> Concept:
+    return Concept(label, codes)
+
+
+# --- containers -----------------------------------------------------------------------------
+ACCUMULATED_DOSE = concept("Accumulated X-Ray Dose Data", DCM("113702"))
+IRRADIATION_EVENT = concept("Irradiation Event X-Ray Data", DCM("113706"))
+
+# --- event header (TID 10003) ---------------------------------------------------------------
+ACQUISITION_PLANE = concept("Acquisition Plane", DCM("113764"))
+EVENT_UID = concept("Irradiation Event UID", DCM("113769"))
+DATETIME_STARTED = concept("DateTime Started", DCM("111526"))
+EVENT_TYPE = concept("Irradiation Event Type", DCM("113721"))
+ACQUISITION_PROTOCOL = concept("Acquisition Protocol", DCM("125203"))
+TARGET_REGION = concept("Target Region", DCM("123014"))
+ANATOMICAL_STRUCTURE = concept("Anatomical Structure", SRT("T-D0005"), SCT("91723000"))
+LATERALITY = concept("Laterality", SRT("G-C171"), SCT("272741003"))
+IMAGE_VIEW = concept("Image View", DCM("111031"))
+COMMENT = concept("Comment", DCM("121106"))
+REFERENCE_POINT_DEFINITION = concept("Reference Point Definition", DCM("113780"))
+DAP = concept("Dose Area Product", DCM("122130"))
+ENTRANCE_EXPOSURE_AT_RP = concept("Entrance Exposure at RP", DCM("111636"))
+HALF_VALUE_LAYER = concept("Half Value Layer", DCM("111634"))
+
+# --- source (TID 10003b) --------------------------------------------------------------------
+DOSE_RP = concept("Dose (RP)", DCM("113738"))
+AVERAGE_GLANDULAR_DOSE = concept("Average Glandular Dose", DCM("111631"))
+FLUORO_MODE = concept("Fluoro Mode", DCM("113732"))
+PULSE_RATE = concept("Pulse Rate", DCM("113791"))
+NUMBER_OF_PULSES = concept("Number of Pulses", DCM("113768"))
+IRRADIATION_DURATION = concept("Irradiation Duration", DCM("113742"))
+AVERAGE_TUBE_CURRENT = concept("Average X-Ray Tube Current", DCM("113767"))
+TUBE_CURRENT = concept("X-Ray Tube Current", DCM("113734"))
+KVP = concept("KVP", DCM("113733"))
+# 113824 is the current code; 113735 is its retired predecessor, still sent by older systems.
+EXPOSURE_TIME = concept("Exposure Time", DCM("113824"), DCM("113735"))
+EXPOSURE = concept("Exposure", DCM("113736"))
+PULSE_WIDTH = concept("Pulse Width", DCM("113793"))
+ANODE_TARGET_MATERIAL = concept("Anode Target Material", DCM("111632"))
+XRAY_FILTERS = concept("X-Ray Filters", DCM("113771"))
+FILTER_TYPE = concept("X-Ray Filter Type", DCM("113772"))
+FILTER_MATERIAL = concept("X-Ray Filter Material", DCM("113757"))
+FILTER_THICKNESS_MIN = concept("X-Ray Filter Thickness Minimum", DCM("113758"))
+FILTER_THICKNESS_MAX = concept("X-Ray Filter Thickness Maximum", DCM("113773"))
+COLLIMATED_FIELD_AREA = concept("Collimated Field Area", DCM("113790"))
+COLLIMATED_FIELD_HEIGHT = concept("Collimated Field Height", DCM("113788"))
+COLLIMATED_FIELD_WIDTH = concept("Collimated Field Width", DCM("113789"))
+
+# --- mechanical (TID 10003c) and distances (CID 10008) --------------------------------------
+POSITIONER_PRIMARY_ANGLE = concept("Positioner Primary Angle", DCM("112011"))
+POSITIONER_SECONDARY_ANGLE = concept("Positioner Secondary Angle", DCM("112012"))
+COMPRESSION_THICKNESS = concept("Compression Thickness", DCM("111633"))
+COMPRESSION_FORCE = concept("Compression Force", DCM("111647"))
+SOURCE_TO_DETECTOR = concept("Distance Source to Detector", DCM("113750"))
+SOURCE_TO_ISOCENTER = concept("Distance Source to Isocenter", DCM("113748"))
+TABLE_LONGITUDINAL = concept("Table Longitudinal Position", DCM("113751"))
+TABLE_LATERAL = concept("Table Lateral Position", DCM("113752"))
+TABLE_HEIGHT = concept("Table Height Position", DCM("113753"))
+
+# --- detector (TID 10003a) ------------------------------------------------------------------
+EXPOSURE_INDEX = concept("Exposure Index", DCM("113845"))
+TARGET_EXPOSURE_INDEX = concept("Target Exposure Index", DCM("113846"))
+DEVIATION_INDEX = concept("Deviation Index", DCM("113847"))
+
+# Acquisition Plane values (CID 10003) and doseflow's names for them.
+PLANES = {
+    DCM("113620"): "A",
+    DCM("113621"): "B",
+    DCM("113622"): "single",
+    DCM("113890"): "all",
+}
+
+
+# --- problems -------------------------------------------------------------------------------
+
+Where = Union[int, str]  # an event's position in the document (1-based), or a container's name
+
+
+class Problems:
+    """Unreadable values met while one report section is read.
+
+    The same defect usually repeats in every event of a report (GE's empty positioner angles,
+    say), so notes are grouped by concept and reason into one warning that lists where."""
+
+    def __init__(self, section: str):
+        self.section = section
+        self._where: dict[tuple[str, str], list[Where]] = {}
+
+    def add(self, where: Optional[Where], what: str, why: str) -> None:
+        places = self._where.setdefault((what, why), [])
+        if where is not None and where not in places:
+            places.append(where)
+
+    def flush(self, warnings: list[str]) -> None:
+        for (what, why), places in self._where.items():
+            where = _places(places)
+            warnings.append(f"{self.section}{' ' + where if where else ''}: {what} {why}; stored as empty")
+        self._where.clear()
+
+
+def _places(places: list[Where]) -> str:
+    events = sorted(p for p in places if isinstance(p, int))
+    others = [p for p in places if not isinstance(p, int)]
+    parts = list(others)
+    if events:
+        runs, start, prev = [], events[0], events[0]
+        for n in events[1:] + [None]:
+            if n is not None and n == prev + 1:
+                prev = n
+                continue
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            if n is not None:
+                start = prev = n
+        parts.append(("event " if len(events) == 1 else "events ") + ", ".join(runs))
+    return ", ".join(parts)
+
+
+# --- reading one content item ---------------------------------------------------------------
+
+
+class Reader:
+    """The children of one content item, read by concept, with problems noted against `where`."""
+
+    def __init__(self, item: Dataset, problems: Problems, where: Optional[Where] = None):
+        self.item = item
+        self.problems = problems
+        self.where = where
+
+    def note(self, what: Union[Concept, str], why: str) -> None:
+        self.problems.add(self.where, str(what), why)
+
+    def find(self, c: Concept) -> Optional[Dataset]:
+        return sr.find(self.item, c.codes)
+
+    def has(self, c: Concept) -> bool:
+        return self.find(c) is not None
+
+    def child(self, c: Concept) -> Optional["Reader"]:
+        item = self.find(c)
+        return None if item is None else Reader(item, self.problems, self.where)
+
+    def children(self, c: Concept) -> list["Reader"]:
+        return [Reader(item, self.problems, self.where) for item in sr.find_all(self.item, c.codes)]
+
+    # numbers
+
+    def values(self, c: Concept, unit: Unit) -> list[float]:
+        """Every value of every item of concept `c` (repeated items and multi-valued numbers
+        are per-pulse data), converted to `unit`. An unreadable item adds nothing."""
+        out: list[float] = []
+        for item in self._items(c):
+            out.extend(self._item_values(item, c, unit))
+        return out
+
+    def _items(self, c: Concept) -> list[Dataset]:
+        """The items of `c` spelt with the code of the first one found: an object sending both
+        the current and the retired code of a concept (113824 and 113735) is not added up."""
+        items = sr.find_all(self.item, c.codes)
+        if len(items) > 1:
+            first = sr.concept_name(items[0])
+            items = [item for item in items if sr.concept_name(item) == first]
+        return items
+
+    def number(self, c: Concept, unit: Unit) -> Optional[float]:
+        """The first value of the first item of concept `c`, converted to `unit`."""
+        item = self.find(c)
+        if item is None:
+            return None
+        values = self._item_values(item, c, unit)
+        return values[0] if values else None
+
+    def own_number(self, c: Concept, unit: Unit) -> Optional[float]:
+        """The first value of this reader's own item, a NUM of concept `c`."""
+        values = self._item_values(self.item, c, unit)
+        return values[0] if values else None
+
+    def mean(self, c: Concept, unit: Unit) -> Optional[float]:
+        values = self.values(c, unit)
+        return fmean(values) if values else None
+
+    def total(self, c: Concept, unit: Unit) -> Optional[float]:
+        values = self.values(c, unit)
+        return sum(values) if values else None
+
+    def whole_number(self, c: Concept) -> Optional[int]:
+        value = self.number(c, COUNT)
+        if value is None:
+            return None
+        if abs(value - round(value)) > 1e-6:
+            self.note(c, f"is not a whole number ({value})")
+            return None
+        return int(round(value))
+
+    def _item_values(self, item: Dataset, c: Concept, unit: Unit) -> list[float]:
+        measured = sr.measured(item)
+        if measured.problem:
+            self.note(c, _why(measured.problem))
+            return []
+        out = []
+        for value in sr.measured_all(item):
+            converted, why = convert(value, measured.unit, unit)
+            if why:
+                self.note(c, why)
+                return []
+            out.append(converted)
+        return out
+
+    # codes, text, UIDs, date-times
+
+    def code(self, c: Concept) -> Optional[Code]:
+        return sr.coded_value(self.find(c))
+
+    def meaning(self, c: Concept) -> Optional[str]:
+        """The CodeMeaning of a CODE item, as written."""
+        item = self.find(c)
+        if item is None:
+            return None
+        meaning = sr.coded_meaning(item)
+        if meaning is None:
+            self.note(c, "has no coded value" if not item.get("ConceptCodeSequence") else "has an empty meaning")
+        return meaning
+
+    def text(self, c: Concept) -> Optional[str]:
+        return sr.text(self.find(c))
+
+    def meaning_or_text(self, c: Concept) -> Optional[str]:
+        """A concept some vendors send as CODE and others as TEXT."""
+        item = self.find(c)
+        if item is None:
+            return None
+        return sr.coded_meaning(item) or sr.text(item)
+
+    def uid(self, c: Concept) -> Optional[str]:
+        return sr.uid(self.find(c))
+
+    def datetime(self, c: Concept) -> Optional[str]:
+        item = self.find(c)
+        if item is None:
+            return None
+        value = sr.datetime_value(item)
+        if value is None:
+            self.note(c, f"is not a valid date-time ({str(item.get('DateTime', ''))[:30]!r})")
+        return value
+
+
+def _why(problem: str) -> str:
+    if problem == "no measured value":
+        return "has no measured value (empty MeasuredValueSequence)"
+    return f"is unreadable ({problem})"
+
+
+# --- parts shared by projection and mammography events --------------------------------------
+
+
+def plane_of(reader: Reader) -> Optional[str]:
+    """'A', 'B', 'single' or 'all' from the Acquisition Plane item; None (noted) otherwise."""
+    item = reader.find(ACQUISITION_PLANE)
+    if item is None:
+        return None
+    code = sr.coded_value(item)
+    plane = PLANES.get(code) if code else None
+    if plane is None:
+        reader.note(ACQUISITION_PLANE, f"has a value doseflow does not know ({tuple(code) if code else None})")
+    return plane
+
+
+def filters(event: Reader) -> list[Filter]:
+    """One Filter per X-Ray Filters container, in document order."""
+    return [
+        Filter(
+            type=f.meaning(FILTER_TYPE),
+            material=f.meaning(FILTER_MATERIAL),
+            thickness_min_mm=f.number(FILTER_THICKNESS_MIN, MM),
+            thickness_max_mm=f.number(FILTER_THICKNESS_MAX, MM),
+        )
+        for f in event.children(XRAY_FILTERS)
+    ]
+
+
+def anatomy(event: Reader) -> Optional[str]:
+    """The Target Region (TID 10003 since CP 1676) or, from older systems, the Anatomical
+    Structure, as written."""
+    if event.has(TARGET_REGION):
+        return event.meaning(TARGET_REGION)
+    return event.meaning(ANATOMICAL_STRUCTURE)
+
+
+def laterality_item(event: Reader) -> Optional[Dataset]:
+    """The Laterality child of the Target Region or of the Anatomical Structure (systems use
+    either), the first one present."""
+    for region_concept in (TARGET_REGION, ANATOMICAL_STRUCTURE):
+        region = event.find(region_concept)
+        laterality = sr.find(region, LATERALITY.codes) if region is not None else None
+        if laterality is not None:
+            return laterality
+    return None
+
+
+def tube_current_mA(event: Reader, *, several: str) -> Optional[float]:
+    """The Average X-Ray Tube Current when sent; else the X-Ray Tube Current values combined
+    by `several`: "mean" (projection, DESIGN §3) or "first" (mammography)."""
+    average = event.number(AVERAGE_TUBE_CURRENT, MA)
+    if average is not None:
+        return average
+    return event.mean(TUBE_CURRENT, MA) if several == "mean" else event.number(TUBE_CURRENT, MA)
