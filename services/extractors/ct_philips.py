@@ -86,7 +86,8 @@ def ct_event(item: Dataset, index: int, sop_uid: str, top: HeaderReader,
                     "type; left empty")
     time_ms = reader.number("ExposureTime")
     current_ua = reader.number("XRayTubeCurrentInuA")
-    current_ma = current_ua / UA_PER_MA if current_ua is not None else reader.number("XRayTubeCurrent")
+    current_ma = (current_ua / UA_PER_MA if current_ua is not None
+                  else reader.number("XRayTubeCurrent"))
     dlp = reader.private_number(DLP_GROUP, ELSCINT, DLP_OFFSET, "DLP")
     if dlp is None and reader.private_text(DLP_GROUP, ELSCINT, DLP_OFFSET) is None:
         reader.warn(f"no DLP (00E1,1021) [{ELSCINT}] for this acquisition; left empty")

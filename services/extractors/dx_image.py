@@ -11,7 +11,12 @@ from typing import Optional
 
 from pydicom.dataset import Dataset
 
-from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions, first_code_meaning, first_text
+from services.extractors.common import (
+    DEFAULT_OPTIONS,
+    ExtractOptions,
+    first_code_meaning,
+    first_text,
+)
 from services.extractors.image_header import (
     HeaderReader,
     acquisition_datetime,
@@ -101,7 +106,8 @@ def acquisition_protocol(ds: Dataset) -> Optional[str]:
 
 
 def comment(ds: Dataset) -> Optional[str]:
-    parts = [p for p in (text(ds, "SeriesDescription"), text(ds, "ExposureControlModeDescription")) if p]
+    parts = [p for p in (text(ds, "SeriesDescription"),
+                         text(ds, "ExposureControlModeDescription")) if p]
     return ", ".join(parts) or None
 
 

@@ -116,7 +116,7 @@ class HeaderReader:
     def warn(self, message: str) -> None:
         self.warnings.append(f"{self.where}{message}" if self.where else message)
 
-    def _label(self, key: TagLike) -> str:
+    def label(self, key: TagLike) -> str:
         tag = self._tag(key)
         return tag_name(tag) if tag is not None else str(key)
 
@@ -134,7 +134,7 @@ class HeaderReader:
         first = re.split(r"[\\,]", value)[0].strip()
         result = _to_float(first)
         if result is None:
-            self.warn(f"{label or self._label(key)}: {value!r} is not a number; left empty")
+            self.warn(f"{label or self.label(key)}: {value!r} is not a number; left empty")
         return result
 
     def numbers(self, key: TagLike) -> list[Optional[float]]:
@@ -147,7 +147,7 @@ class HeaderReader:
         for part in re.split(r"[\\,]", value):
             f = _to_float(part.strip())
             if f is None and part.strip():
-                self.warn(f"{self._label(key)}: {part.strip()!r} is not a number; left empty")
+                self.warn(f"{self.label(key)}: {part.strip()!r} is not a number; left empty")
             out.append(f)
         return out
 
@@ -217,12 +217,13 @@ def report_header(ds: Dataset, route: str, options: ExtractOptions) -> DoseRepor
     for keyword, parse, kind in (("StudyDate", iso_date, "date"), ("StudyTime", iso_time, "time")):
         raw = reader.raw(keyword)
         if raw is not None and parse(raw) is None:
-            reader.warn(f"{reader._label(keyword)}: {raw!r} is not a valid {kind}; left empty")
+            reader.warn(f"{reader.label(keyword)}: {raw!r} is not a valid {kind}; left empty")
     report.patient = patient(ds, study.study_date, options, reader)
     return report
 
 
-_PATIENT_KEYWORDS = ("SpecificCharacterSet", "PatientBirthDate", "PatientAge", "PatientSex", "PatientName", "PatientID")
+_PATIENT_KEYWORDS = ("SpecificCharacterSet", "PatientBirthDate", "PatientAge", "PatientSex",
+                     "PatientName", "PatientID")
 
 
 def patient(ds: Dataset, study_date: Optional[str], options: ExtractOptions,
@@ -259,7 +260,8 @@ def item_meaning(ds: Dataset, sequence: str, inner: str) -> Optional[str]:
 # --- event values shared by MG and DX ------------------------------------------------------
 
 
-def acquisition_datetime(ds: Dataset, *, study_fallback: bool, warnings: list[str]) -> Optional[str]:
+def acquisition_datetime(ds: Dataset, *, study_fallback: bool,
+                         warnings: list[str]) -> Optional[str]:
     """An image's exposure start as an ISO date-time (fraction kept).
 
     Date and time are looked up independently: AcquisitionDate/Time, then the parts of
@@ -337,7 +339,7 @@ def material_meaning(term: Optional[str], table: dict[str, str], reader: HeaderR
         return None
     meaning = table.get(term.strip().upper())
     if meaning is None:
-        reader.warn(f"{reader._label(key)}: {term!r} is not a known material; left empty")
+        reader.warn(f"{reader.label(key)}: {term!r} is not a known material; left empty")
     return meaning
 
 
