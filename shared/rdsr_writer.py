@@ -1,0 +1,683 @@
+"""doseflow's own X-Ray Radiation Dose SR writer: a DoseReport's CT section as a TID 10011 object.
+
+Two users: the bundled example objects (`doseflow.examples`), and the Toshiba builder, which
+turns a legacy dose screen into a DoseReport and sends the RDSR made here back through the normal
+pipeline. So the contract is a round trip: what `services.extractors` reads back from the object
+equals the report that went in, for every CT field.
+
+Rules the writer keeps:
+- An absent value (None) writes no content item; a 0 is written as 0. Nothing is invented, even
+  where TID 10011/10013 call an item mandatory: a dose record with a made-up value is worse than an
+  incomplete template.
+- Units are UCUM codes in MeasurementUnitsCodeSequence, in the units of the report's field names.
+- Coded values the report holds only as meanings (target region, CT acquisition type) get their
+  PS3.16 code from a small table, matched without regard to case; the meaning is written exactly
+  as the report holds it, because readers output the CodeMeaning as written. A meaning that is
+  not in the table gets a code of the private scheme "99DOSEFLOW", its meaning preserved.
+- Patient name and ID are never taken from the report (it only has hashes); they are empty unless
+  the caller passes them explicitly (`patient_identity`).
+
+Pure: a DoseReport in, a pydicom Dataset (with file meta) out. Write it with
+`pydicom.dcmwrite(path, ds, enforce_file_format=True)`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import re
+import uuid
+from typing import Iterable, NamedTuple, Optional, Sequence, Union
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import format_number_as_ds
+
+from shared.dicom import XRAY_RADIATION_DOSE_SR
+from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport
+
+# --- identity of this implementation -------------------------------------------------------------
+
+
+def uid_from(*parts: str) -> str:
+    """A UID derived from `parts` by a name-based UUID (ITU-T X.667 / PS3.5 B.2: "2.25." + the
+    UUID as an integer). The same parts always give the same UID, so regenerated objects are
+    byte-identical; different parts give different UIDs."""
+    name = "\x1f".join(parts)
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, 'doseflow:' + name).int}"
+
+
+IMPLEMENTATION_CLASS_UID = uid_from("implementation", "rdsr_writer")
+# Part of every file's meta header: bumped when the writer's output changes, never per release,
+# so committed example objects do not change with the package version.
+IMPLEMENTATION_VERSION_NAME = "DOSEFLOW_RDSR_1"
+
+
+# --- coded values ---------------------------------------------------------------------------------
+
+
+class Coded(NamedTuple):
+    value: str
+    scheme: str
+    meaning: str
+
+
+def _dcm(value: str, meaning: str) -> Coded:
+    return Coded(value, "DCM", meaning)
+
+
+def _sct(value: str, meaning: str) -> Coded:
+    return Coded(value, "SCT", meaning)
+
+
+PRIVATE_SCHEME = "99DOSEFLOW"
+
+# Concept names (PS3.16 Annex D, DCM unless noted).
+X_RAY_RADIATION_DOSE_REPORT = _dcm("113701", "X-Ray Radiation Dose Report")
+PROCEDURE_REPORTED = _dcm("121058", "Procedure reported")
+COMPUTED_TOMOGRAPHY_XRAY = _sct("77477000", "Computed Tomography X-Ray")
+OBSERVER_TYPE = _dcm("121005", "Observer Type")
+DEVICE = _dcm("121007", "Device")
+DEVICE_OBSERVER_UID = _dcm("121012", "Device Observer UID")
+DEVICE_OBSERVER_NAME = _dcm("121013", "Device Observer Name")
+DEVICE_OBSERVER_MANUFACTURER = _dcm("121014", "Device Observer Manufacturer")
+DEVICE_OBSERVER_MODEL_NAME = _dcm("121015", "Device Observer Model Name")
+DEVICE_OBSERVER_SERIAL_NUMBER = _dcm("121016", "Device Observer Serial Number")
+START_OF_IRRADIATION = _dcm("113809", "Start of X-Ray Irradiation")
+END_OF_IRRADIATION = _dcm("113810", "End of X-Ray Irradiation")
+SCOPE_OF_ACCUMULATION = _dcm("113705", "Scope of Accumulation")
+STUDY = _dcm("113014", "Study")
+STUDY_INSTANCE_UID = _dcm("110180", "Study Instance UID")
+CT_ACCUMULATED = _dcm("113811", "CT Accumulated Dose Data")
+TOTAL_EVENTS = _dcm("113812", "Total Number of Irradiation Events")
+DLP_TOTAL = _dcm("113813", "CT Dose Length Product Total")
+EFFECTIVE_DOSE_TOTAL = _dcm("113814", "CT Effective Dose Total")
+CT_ACQUISITION = _dcm("113819", "CT Acquisition")
+ACQUISITION_PROTOCOL = _dcm("125203", "Acquisition Protocol")
+TARGET_REGION = _dcm("123014", "Target Region")
+CT_ACQUISITION_TYPE = _dcm("113820", "CT Acquisition Type")
+IRRADIATION_EVENT_UID = _dcm("113769", "Irradiation Event UID")
+CT_ACQUISITION_PARAMETERS = _dcm("113822", "CT Acquisition Parameters")
+EXPOSURE_TIME = _dcm("113824", "Exposure Time")
+SCANNING_LENGTH = _dcm("113825", "Scanning Length")
+SINGLE_COLLIMATION = _dcm("113826", "Nominal Single Collimation Width")
+TOTAL_COLLIMATION = _dcm("113827", "Nominal Total Collimation Width")
+PITCH_FACTOR = _dcm("113828", "Pitch Factor")
+NUMBER_OF_SOURCES = _dcm("113823", "Number of X-Ray Sources")
+CT_SOURCE_PARAMETERS = _dcm("113831", "CT X-Ray Source Parameters")
+SOURCE_ID = _dcm("113832", "Identification of the X-Ray Source")
+KVP = _dcm("113733", "KVP")
+MAX_TUBE_CURRENT = _dcm("113833", "Maximum X-Ray Tube Current")
+TUBE_CURRENT = _dcm("113734", "X-Ray Tube Current")
+EXPOSURE_TIME_PER_ROTATION = _dcm("113834", "Exposure Time per Rotation")
+CT_DOSE = _dcm("113829", "CT Dose")
+MEAN_CTDIVOL = _dcm("113830", "Mean CTDIvol")
+CTDIW_PHANTOM_TYPE = _dcm("113835", "CTDIw Phantom Type")
+DLP = _dcm("113838", "DLP")
+EFFECTIVE_DOSE = _dcm("113839", "Effective Dose")
+XRAY_MODULATION_TYPE = _dcm("113842", "X-Ray Modulation Type")
+COMMENT = _dcm("121106", "Comment")
+SOURCE_OF_DOSE_INFORMATION = _dcm("113854", "Source of Dose Information")
+# TID 10015 CT Dose Check Details
+DOSE_CHECK_ALERT = _dcm("113900", "Dose Check Alert Details")
+DLP_ALERT_CONFIGURED = _dcm("113901", "DLP Alert Value Configured")
+CTDIVOL_ALERT_CONFIGURED = _dcm("113902", "CTDIvol Alert Value Configured")
+DLP_ALERT_VALUE = _dcm("113903", "DLP Alert Value")
+CTDIVOL_ALERT_VALUE = _dcm("113904", "CTDIvol Alert Value")
+ACCUMULATED_DLP_FORWARD_ESTIMATE = _dcm("113905", "Accumulated DLP Forward Estimate")
+ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE = _dcm("113906", "Accumulated CTDIvol Forward Estimate")
+REASON_FOR_PROCEEDING = _dcm("113907", "Reason for Proceeding")
+DOSE_CHECK_NOTIFICATION = _dcm("113908", "Dose Check Notification Details")
+DLP_NOTIFICATION_CONFIGURED = _dcm("113909", "DLP Notification Value Configured")
+CTDIVOL_NOTIFICATION_CONFIGURED = _dcm("113910", "CTDIvol Notification Value Configured")
+DLP_NOTIFICATION_VALUE = _dcm("113911", "DLP Notification Value")
+CTDIVOL_NOTIFICATION_VALUE = _dcm("113912", "CTDIvol Notification Value")
+DLP_FORWARD_ESTIMATE = _dcm("113913", "DLP Forward Estimate")
+CTDIVOL_FORWARD_ESTIMATE = _dcm("113914", "CTDIvol Forward Estimate")
+PERSON_NAME = _dcm("113870", "Person Name")
+YES = _sct("373066001", "Yes")
+NO = _sct("373067005", "No")
+
+PHANTOMS = {
+    "head16": _dcm("113690", "IEC Head Dosimetry Phantom"),
+    "body32": _dcm("113691", "IEC Body Dosimetry Phantom"),
+}
+
+# CID 10021 Source of CT Dose Information: callers say where the report's values came from.
+AUTOMATED_DATA_COLLECTION = _dcm("113856", "Automated Data Collection")
+MANUAL_ENTRY = _dcm("113857", "Manual Entry")
+COPIED_FROM_IMAGE_ATTRIBUTES = _dcm("113866", "Copied From Image Attributes")
+COMPUTED_FROM_IMAGE_ATTRIBUTES = _dcm("113867", "Computed From Image Attributes")
+DERIVED_FROM_HUMAN_READABLE_REPORTS = _dcm("113868", "Derived From Human-Readable Reports")
+
+
+def _table(*codes: Coded) -> dict[str, Coded]:
+    return {c.meaning.casefold(): c for c in codes}
+
+
+# CID 10013 CT Acquisition Type.
+ACQUISITION_TYPES = _table(
+    _dcm("113804", "Sequenced Acquisition"),
+    _sct("116152004", "Spiral Acquisition"),
+    _dcm("113805", "Constant Angle Acquisition"),
+    _dcm("113806", "Stationary Acquisition"),
+    _dcm("113807", "Free Acquisition"),
+    _sct("702569007", "Cone Beam Acquisition"),
+)
+
+# The regions CT reports commonly name, from CID 4031 Common Anatomic Region (which CID 4030,
+# the Target Region's context group, includes) and CID 4030 itself. Current SCT codes.
+TARGET_REGIONS = _table(
+    _sct("818981001", "Abdomen"),
+    _sct("818982008", "Abdomen and Pelvis"),
+    _sct("12738006", "Brain"),
+    _sct("122494005", "Cervical spine"),
+    _sct("816094009", "Chest"),
+    _sct("416550000", "Chest and Abdomen"),
+    _sct("416775004", "Chest, Abdomen and Pelvis"),
+    _sct("41801008", "Coronary artery"),
+    _sct("38266002", "Entire body"),
+    _sct("91397008", "Facial bones"),
+    _sct("56459004", "Foot"),
+    _sct("69536005", "Head"),
+    _sct("774007", "Head and Neck"),
+    _sct("80891009", "Heart"),
+    _sct("24136001", "Hip Joint"),
+    _sct("361078006", "Internal Auditory Canal"),
+    _sct("64033007", "Kidney"),
+    _sct("72696002", "Knee"),
+    _sct("10200004", "Liver"),
+    _sct("61685007", "Lower limb"),
+    _sct("122496007", "Lumbar spine"),
+    _sct("45048000", "Neck"),
+    _sct("417437006", "Neck and Chest"),
+    _sct("416152001", "Neck, Chest and Abdomen"),
+    _sct("416319003", "Neck, Chest, Abdomen and Pelvis"),
+    _sct("363654007", "Orbital structure"),
+    _sct("15776009", "Pancreas"),
+    _sct("2095001", "Paranasal sinus"),
+    _sct("816092008", "Pelvis"),
+    _sct("706342009", "Phantom"),
+    _sct("81040000", "Pulmonary artery"),
+    _sct("89546000", "Skull"),
+    _sct("421060004", "Spine"),
+    _sct("113262008", "Thoracic aorta"),
+    _sct("122495006", "Thoracic spine"),
+    _sct("53120007", "Upper limb"),
+)
+
+
+def coded_for(meaning: str, table: dict[str, Coded]) -> Coded:
+    """The code for a meaning the report holds: the table's code (the meaning kept as the report
+    writes it), else a private code whose value is derived from the meaning, so the same meaning
+    always gets the same code."""
+    known = table.get(meaning.strip().casefold())
+    if known is not None:
+        return Coded(known.value, known.scheme, meaning)
+    digest = hashlib.sha256(meaning.strip().casefold().encode("utf-8")).hexdigest()[:12].upper()
+    return Coded(f"DF{digest}", PRIVATE_SCHEME, meaning)
+
+
+# --- content items --------------------------------------------------------------------------------
+
+
+def _code_item(code: Coded) -> Dataset:
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme
+    item.CodeMeaning = code.meaning
+    return item
+
+
+def _item(relationship: Optional[str], value_type: str, concept: Coded) -> Dataset:
+    item = Dataset()
+    if relationship is not None:
+        item.RelationshipType = relationship
+    item.ValueType = value_type
+    item.ConceptNameCodeSequence = DicomSequence([_code_item(concept)])
+    return item
+
+
+def container(relationship: str, concept: Coded, children: Iterable[Optional[Dataset]]) -> Dataset:
+    item = _item(relationship, "CONTAINER", concept)
+    item.ContinuityOfContent = "SEPARATE"
+    item.ContentSequence = DicomSequence([c for c in children if c is not None])
+    return item
+
+
+def text(relationship: str, concept: Coded, value: Optional[str]) -> Optional[Dataset]:
+    if value is None:
+        return None
+    item = _item(relationship, "TEXT", concept)
+    item.TextValue = value
+    return item
+
+
+def code(relationship: str, concept: Coded, value: Optional[Coded],
+         children: Sequence[Dataset] = ()) -> Optional[Dataset]:
+    if value is None:
+        return None
+    item = _item(relationship, "CODE", concept)
+    item.ConceptCodeSequence = DicomSequence([_code_item(value)])
+    if children:
+        item.ContentSequence = DicomSequence(list(children))
+    return item
+
+
+def uidref(relationship: str, concept: Coded, value: Optional[str]) -> Optional[Dataset]:
+    if value is None:
+        return None
+    item = _item(relationship, "UIDREF", concept)
+    item.UID = value
+    return item
+
+
+def date_time(relationship: str, concept: Coded, iso: Optional[str]) -> Optional[Dataset]:
+    if iso is None:
+        return None
+    item = _item(relationship, "DATETIME", concept)
+    item.DateTime = dicom_datetime(iso)
+    return item
+
+
+def person(relationship: str, concept: Coded, name: str) -> Dataset:
+    item = _item(relationship, "PNAME", concept)
+    item.PersonName = name
+    return item
+
+
+class Ucum(NamedTuple):
+    code: str
+    meaning: str
+
+
+MGY = Ucum("mGy", "mGy")
+MGY_CM = Ucum("mGy.cm", "mGy.cm")
+MSV = Ucum("mSv", "mSv")
+MM = Ucum("mm", "mm")
+SECONDS = Ucum("s", "s")
+KV = Ucum("kV", "kV")
+MA = Ucum("mA", "mA")
+RATIO = Ucum("{ratio}", "ratio")
+EVENTS = Ucum("{events}", "events")
+XRAY_SOURCES = Ucum("{X-Ray sources}", "X-Ray sources")
+
+
+def num(relationship: str, concept: Coded, value: Optional[float], unit: Ucum) -> Optional[Dataset]:
+    if value is None:
+        return None
+    item = _item(relationship, "NUM", concept)
+    measured = Dataset()
+    measured.NumericValue = decimal_string(value)
+    measured.MeasurementUnitsCodeSequence = DicomSequence([_code_item(Coded(unit.code, "UCUM", unit.meaning))])
+    item.MeasuredValueSequence = DicomSequence([measured])
+    return item
+
+
+def decimal_string(value: float) -> str:
+    """A number as a DS (at most 16 characters). Whole numbers without a fraction; otherwise the
+    shortest text that reads back as the same float, rounded to 16 characters only when longer
+    (relative error below 1e-13)."""
+    f = float(value)
+    if not math.isfinite(f):
+        raise ValueError(f"{value!r} cannot be written as a DICOM decimal string")
+    if f.is_integer() and abs(f) < 1e15:
+        return str(int(f))
+    shortest = repr(f)
+    return shortest if len(shortest) <= 16 else format_number_as_ds(f)
+
+
+# --- dates and times ------------------------------------------------------------------------------
+
+_ISO_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?([+-]\d{2}:?\d{2}|Z)?$")
+
+
+def dicom_datetime(iso: str) -> str:
+    """ISO date-time ('2024-03-05T10:01:02.5', as DoseReports hold them) to DT
+    ('20240305100102.5'). The fraction's digits are kept as written; a zone offset is kept."""
+    m = _ISO_DATETIME.match(iso.strip())
+    if not m:
+        raise ValueError(f"not an ISO date-time: {iso!r}")
+    y, mo, d, hh, mi, ss, frac, tz = m.groups()
+    _dt.date(int(y), int(mo), int(d))  # refuses 2024-02-30
+    out = f"{y}{mo}{d}"
+    if hh is not None:
+        out += f"{hh}{mi}{ss or '00'}{frac or ''}"
+    if tz:
+        out += "+0000" if tz == "Z" else tz.replace(":", "")
+    return out
+
+
+def dicom_date(iso: Optional[str]) -> str:
+    return "" if iso is None else _dt.date.fromisoformat(iso).strftime("%Y%m%d")
+
+
+def dicom_time(iso: Optional[str]) -> str:
+    return "" if iso is None else _dt.time.fromisoformat(iso).strftime("%H%M%S")
+
+
+def patient_age(age_years: Optional[float]) -> Optional[str]:
+    """Age in years as an AS string: completed years from 2 years up, completed months below,
+    weeks below a month."""
+    if age_years is None:
+        return None
+    if age_years < 0:
+        raise ValueError(f"negative patient age {age_years}")
+    if age_years >= 2:
+        return f"{min(int(age_years), 999):03d}Y"
+    months = int(age_years * 12 + 1e-9)
+    if months >= 1:
+        return f"{months:03d}M"
+    return f"{int(age_years * 365.25 / 7 + 1e-9):03d}W"
+
+
+def _names(flat: Optional[str]) -> Optional[list[str]]:
+    """A DoseReport name ('Family^Given', several joined with ' | ') as PN values."""
+    if flat is None:
+        return None
+    return [n.strip() for n in flat.split(" | ") if n.strip()] or None
+
+
+# --- the template ------------------------------------------------------------------------------
+
+
+def _observer_context(report: DoseReport) -> list[Optional[Dataset]]:
+    """TID 1002/1004 device observer: the equipment's identity, where known."""
+    eq = report.equipment
+    identity = [
+        uidref("HAS OBS CONTEXT", DEVICE_OBSERVER_UID, eq.device_observer_uid),
+        text("HAS OBS CONTEXT", DEVICE_OBSERVER_NAME, eq.station_name),
+        text("HAS OBS CONTEXT", DEVICE_OBSERVER_MANUFACTURER, eq.manufacturer),
+        text("HAS OBS CONTEXT", DEVICE_OBSERVER_MODEL_NAME, eq.model),
+        text("HAS OBS CONTEXT", DEVICE_OBSERVER_SERIAL_NUMBER, eq.serial_number),
+    ]
+    if not any(identity):
+        return []
+    return [code("HAS OBS CONTEXT", OBSERVER_TYPE, DEVICE), *identity]
+
+
+def _accumulated(ct: Ct) -> Dataset:
+    """TID 10012 CT Accumulated Dose Data."""
+    return container("CONTAINS", CT_ACCUMULATED, [
+        num("CONTAINS", TOTAL_EVENTS, ct.total_events, EVENTS),
+        num("CONTAINS", DLP_TOTAL, ct.total_dlp_mGycm, MGY_CM),
+        num("CONTAINS", EFFECTIVE_DOSE_TOTAL, ct.total_effective_dose_mSv, MSV),
+    ])
+
+
+def _source(source: CtSource) -> Dataset:
+    return container("CONTAINS", CT_SOURCE_PARAMETERS, [
+        text("CONTAINS", SOURCE_ID, source.id),
+        num("CONTAINS", KVP, source.kvp, KV),
+        num("CONTAINS", MAX_TUBE_CURRENT, source.max_tube_current_mA, MA),
+        num("CONTAINS", TUBE_CURRENT, source.tube_current_mA, MA),
+        num("CONTAINS", EXPOSURE_TIME_PER_ROTATION, source.exposure_time_per_rotation_s, SECONDS),
+    ])
+
+
+def _parameters(event: CtEvent) -> Optional[Dataset]:
+    children = [
+        num("CONTAINS", EXPOSURE_TIME, event.exposure_time_s, SECONDS),
+        num("CONTAINS", SCANNING_LENGTH, event.scanning_length_mm, MM),
+        num("CONTAINS", SINGLE_COLLIMATION, event.nominal_single_collimation_mm, MM),
+        num("CONTAINS", TOTAL_COLLIMATION, event.nominal_total_collimation_mm, MM),
+        num("CONTAINS", PITCH_FACTOR, event.pitch_factor, RATIO),
+        num("CONTAINS", NUMBER_OF_SOURCES, event.number_of_xray_sources, XRAY_SOURCES),
+        *(_source(s) for s in event.sources),
+    ]
+    if not any(children):
+        return None
+    return container("CONTAINS", CT_ACQUISITION_PARAMETERS, children)
+
+
+def _yes_no(concept: Coded, value: Optional[bool]) -> Optional[Dataset]:
+    return code("CONTAINS", concept, None if value is None else (YES if value else NO))
+
+
+def _people(flat: Optional[str]) -> list[Dataset]:
+    return [person("CONTAINS", PERSON_NAME, n) for n in _names(flat) or []]
+
+
+def _dose_check(check: Optional[DoseCheck]) -> list[Optional[Dataset]]:
+    """TID 10015 CT Dose Check Details: a container per part (alert, notification) that holds a
+    value."""
+    if check is None:
+        return []
+    alert = [
+        _yes_no(DLP_ALERT_CONFIGURED, check.dlp_alert_value_configured),
+        _yes_no(CTDIVOL_ALERT_CONFIGURED, check.ctdivol_alert_value_configured),
+        num("CONTAINS", DLP_ALERT_VALUE, check.dlp_alert_value_mGycm, MGY_CM),
+        num("CONTAINS", CTDIVOL_ALERT_VALUE, check.ctdivol_alert_value_mGy, MGY),
+        num("CONTAINS", ACCUMULATED_DLP_FORWARD_ESTIMATE,
+            check.accumulated_dlp_forward_estimate_mGycm, MGY_CM),
+        num("CONTAINS", ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE,
+            check.accumulated_ctdivol_forward_estimate_mGy, MGY),
+        text("CONTAINS", REASON_FOR_PROCEEDING, check.alert_reason_for_proceeding),
+        *_people(check.alert_person_name),
+    ]
+    notification = [
+        _yes_no(DLP_NOTIFICATION_CONFIGURED, check.dlp_notification_value_configured),
+        _yes_no(CTDIVOL_NOTIFICATION_CONFIGURED, check.ctdivol_notification_value_configured),
+        num("CONTAINS", DLP_NOTIFICATION_VALUE, check.dlp_notification_value_mGycm, MGY_CM),
+        num("CONTAINS", CTDIVOL_NOTIFICATION_VALUE, check.ctdivol_notification_value_mGy, MGY),
+        num("CONTAINS", DLP_FORWARD_ESTIMATE, check.dlp_forward_estimate_mGycm, MGY_CM),
+        num("CONTAINS", CTDIVOL_FORWARD_ESTIMATE, check.ctdivol_forward_estimate_mGy, MGY),
+        text("CONTAINS", REASON_FOR_PROCEEDING, check.notification_reason_for_proceeding),
+        *_people(check.notification_person_name),
+    ]
+    return [container("CONTAINS", DOSE_CHECK_ALERT, alert) if any(alert) else None,
+            container("CONTAINS", DOSE_CHECK_NOTIFICATION, notification) if any(notification) else None]
+
+
+def _dose(event: CtEvent) -> Optional[Dataset]:
+    phantom = None
+    if event.ctdiw_phantom is not None:
+        phantom = PHANTOMS[event.ctdiw_phantom]
+    children = [
+        num("CONTAINS", MEAN_CTDIVOL, event.ctdivol_mGy, MGY),
+        code("CONTAINS", CTDIW_PHANTOM_TYPE, phantom),
+        num("CONTAINS", DLP, event.dlp_mGycm, MGY_CM),
+        num("CONTAINS", EFFECTIVE_DOSE, event.effective_dose_mSv, MSV),
+        *_dose_check(event.dose_check),
+    ]
+    if not any(children):
+        return None
+    return container("CONTAINS", CT_DOSE, children)
+
+
+def _acquisition(event: CtEvent) -> Dataset:
+    """TID 10013 CT Irradiation Event Data: one CT Acquisition container."""
+    region = None if event.target_region is None else coded_for(event.target_region, TARGET_REGIONS)
+    kind = None if event.acquisition_type is None else coded_for(event.acquisition_type,
+                                                                  ACQUISITION_TYPES)
+    return container("CONTAINS", CT_ACQUISITION, [
+        text("CONTAINS", ACQUISITION_PROTOCOL, event.acquisition_protocol),
+        code("CONTAINS", TARGET_REGION, region),
+        code("CONTAINS", CT_ACQUISITION_TYPE, kind),
+        uidref("CONTAINS", IRRADIATION_EVENT_UID, event.irradiation_event_uid),
+        _parameters(event),
+        _dose(event),
+        text("CONTAINS", XRAY_MODULATION_TYPE, event.xray_modulation_type),
+        text("CONTAINS", COMMENT, event.comment),
+    ])
+
+
+def _content(report: DoseReport, dose_source: Optional[Coded]) -> list[Optional[Dataset]]:
+    ct = report.ct
+    assert ct is not None
+    scope = code("HAS OBS CONTEXT", SCOPE_OF_ACCUMULATION, STUDY, children=[
+        uidref("HAS PROPERTIES", STUDY_INSTANCE_UID, report.study.study_instance_uid)])
+    return [
+        code("HAS CONCEPT MOD", PROCEDURE_REPORTED, COMPUTED_TOMOGRAPHY_XRAY),
+        *_observer_context(report),
+        date_time("HAS OBS CONTEXT", START_OF_IRRADIATION, ct.start_of_xray_irradiation),
+        date_time("HAS OBS CONTEXT", END_OF_IRRADIATION, ct.end_of_xray_irradiation),
+        scope,
+        _accumulated(ct),
+        *(_acquisition(e) for e in ct.events),
+        code("CONTAINS", SOURCE_OF_DOSE_INFORMATION, dose_source),
+    ]
+
+
+# --- the object -----------------------------------------------------------------------------------
+
+
+def _content_datetime(report: DoseReport, given) -> tuple[str, str]:
+    """ContentDate/ContentTime: the caller's, else the end of irradiation, else the study's date
+    and time. The clock is never read, so the same report always gives the same object."""
+    if given is not None:
+        if isinstance(given, _dt.datetime):
+            return given.strftime("%Y%m%d"), given.strftime("%H%M%S")
+        dt = dicom_datetime(str(given))
+        return dt[:8], (dt[8:14] or "000000")
+    if report.ct and report.ct.end_of_xray_irradiation:
+        dt = dicom_datetime(report.ct.end_of_xray_irradiation)
+        return dt[:8], (dt[8:14] or "000000")
+    if report.study.study_date and report.study.study_time:
+        return dicom_date(report.study.study_date), dicom_time(report.study.study_time)
+    raise ValueError("content_datetime is needed: the report has neither an end of X-ray "
+                     "irradiation nor a study date and time")
+
+
+def _set(ds: Dataset, keyword: str, value) -> None:
+    """Set an optional (type 3) attribute only when there is a value."""
+    if value is not None and value != "":
+        setattr(ds, keyword, value)
+
+
+def ct_rdsr_from_report(report: DoseReport, *, sop_instance_uid: str,
+                        series_instance_uid: Optional[str] = None,
+                        content_datetime: Union[_dt.datetime, str, None] = None,
+                        patient_identity: Optional[tuple[str, str]] = None,
+                        dose_source: Optional[Coded] = None) -> Dataset:
+    """An X-Ray Radiation Dose SR (TID 10011 CT Radiation Dose) holding `report`'s CT section.
+
+    `patient_identity` is (PatientName, PatientID) to write; without it both are empty.
+    `dose_source` is the Source of Dose Information (CID 10021, e.g. AUTOMATED_DATA_COLLECTION,
+    DERIVED_FROM_HUMAN_READABLE_REPORTS); without it the item is left out.
+    The series UID, when not given, is derived from the SOP instance UID.
+    """
+    if report.ct is None:
+        raise ValueError("the report has no CT section: a CT dose SR cannot be written")
+    study, patient, eq = report.study, report.patient, report.equipment
+    if not study.study_instance_uid:
+        raise ValueError("the report has no StudyInstanceUID")
+    content_date, content_time = _content_datetime(report, content_datetime)
+
+    ds = Dataset()
+    ds.SOPClassUID = XRAY_RADIATION_DOSE_SR
+    ds.SOPInstanceUID = sop_instance_uid
+    # General Study
+    ds.StudyDate = dicom_date(study.study_date)
+    ds.StudyTime = dicom_time(study.study_time)
+    ds.AccessionNumber = study.accession_number or ""
+    ds.Modality = "SR"
+    ds.Manufacturer = eq.manufacturer or ""
+    _set(ds, "InstitutionName", eq.institution_name)
+    ds.ReferringPhysicianName = _names(study.referring_physician_name) or ""
+    _set(ds, "StationName", eq.station_name)
+    _set(ds, "StudyDescription", study.study_description)
+    if study.procedure is not None:
+        ds.ProcedureCodeSequence = DicomSequence([_code_item(coded_for(study.procedure, {}))])
+    _set(ds, "InstitutionalDepartmentName", eq.department)
+    _set(ds, "PerformingPhysicianName", _names(study.performing_physician_name))
+    _set(ds, "OperatorsName", _names(study.operator_name))
+    _set(ds, "ManufacturerModelName", eq.model)
+    # Patient
+    name, patient_id = patient_identity if patient_identity is not None else ("", "")
+    ds.PatientName = name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = patient.sex or ""
+    _set(ds, "PatientAge", patient_age(patient.age_years))
+    _set(ds, "PatientSize", None if patient.size_m is None else decimal_string(patient.size_m))
+    _set(ds, "PatientWeight", None if patient.weight_kg is None else decimal_string(patient.weight_kg))
+    # Enhanced General Equipment
+    _set(ds, "DeviceSerialNumber", eq.serial_number)
+    _set(ds, "SoftwareVersions", eq.software_versions)
+    # General Study / SR Document Series
+    ds.StudyInstanceUID = study.study_instance_uid
+    ds.SeriesInstanceUID = series_instance_uid or uid_from("series", sop_instance_uid)
+    ds.StudyID = study.study_id or ""
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    # Readers find a requested procedure known only as text here (there is no code for it).
+    _set(ds, "RequestedProcedureDescription", study.requested_procedure)
+    ds.ReferencedPerformedProcedureStepSequence = DicomSequence()
+    # SR Document General
+    ds.ContentDate = content_date
+    ds.ContentTime = content_time
+    ds.CompletionFlag = "COMPLETE"
+    ds.VerificationFlag = "UNVERIFIED"
+    ds.PerformedProcedureCodeSequence = DicomSequence()
+    # SR Document Content: the root container
+    ds.ValueType = "CONTAINER"
+    ds.ConceptNameCodeSequence = DicomSequence([_code_item(X_RAY_RADIATION_DOSE_REPORT)])
+    ds.ContinuityOfContent = "SEPARATE"
+    template = Dataset()
+    template.MappingResource = "DCMR"
+    template.TemplateIdentifier = "10011"
+    ds.ContentTemplateSequence = DicomSequence([template])
+    ds.ContentSequence = DicomSequence([c for c in _content(report, dose_source) if c is not None])
+    if _uses_private_codes(ds):
+        scheme = Dataset()
+        scheme.CodingSchemeDesignator = PRIVATE_SCHEME
+        scheme.CodingSchemeName = "doseflow local codes for meanings without a standard code"
+        scheme.CodingSchemeResponsibleOrganization = "doseflow"
+        ds.CodingSchemeIdentificationSequence = DicomSequence([scheme])
+    charset = character_set(_texts(ds))
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = XRAY_RADIATION_DOSE_SR
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = meta
+    return ds
+
+
+_TEXT_VRS = {"SH", "LO", "ST", "LT", "UT", "UC", "PN"}
+
+
+def _texts(ds: Dataset) -> list[str]:
+    found: list[str] = []
+
+    def visit(d: Dataset, elem) -> None:
+        if elem.VR in _TEXT_VRS and elem.value is not None:
+            values = elem.value if elem.VM > 1 else [elem.value]
+            found.extend(str(v) for v in values)
+
+    ds.walk(visit)
+    return found
+
+
+def character_set(texts: Iterable[str]) -> Optional[str]:
+    """The plainest Specific Character Set that holds every text: none (ASCII), Latin-1, else
+    UTF-8. Plain sets keep older readers happy (DCMTK's checker does not handle UTF-8)."""
+    texts = list(texts)
+    if all(t.isascii() for t in texts):
+        return None
+    try:
+        for t in texts:
+            t.encode("latin-1")
+        return "ISO_IR 100"
+    except UnicodeEncodeError:
+        return "ISO_IR 192"
+
+
+def _uses_private_codes(ds: Dataset) -> bool:
+    found = False
+
+    def visit(d: Dataset, elem) -> None:
+        nonlocal found
+        if elem.keyword == "CodingSchemeDesignator" and elem.value == PRIVATE_SCHEME:
+            found = True
+
+    ds.walk(visit)
+    return found
+
