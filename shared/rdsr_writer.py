@@ -27,12 +27,16 @@ import hashlib
 import math
 import re
 import uuid
+from contextlib import contextmanager
 from typing import Iterable, NamedTuple, Optional, Sequence, Union
 
+from pydicom import config
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian
-from pydicom.valuerep import format_number_as_ds
+from pydicom.valuerep import format_number_as_ds, validate_value
 
 from shared.dicom import XRAY_RADIATION_DOSE_SR
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport
@@ -219,14 +223,52 @@ def coded_for(meaning: str, table: dict[str, Coded]) -> Coded:
     return Coded(f"DF{digest}", PRIVATE_SCHEME, meaning)
 
 
+# --- checked assignment ---------------------------------------------------------------------------
+
+_STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+                "UI", "UR", "UT"}
+
+
+_SINGLE_VALUED = {"LT", "ST", "UT", "UR"}
+
+
+def _put(ds: Dataset, keyword: str, value) -> None:
+    """Set an attribute after checking its value as a strict reader would (length, characters,
+    UID form), so a bad report field is refused here, named, whatever pydicom's global
+    validation settings are."""
+    vr = dictionary_VR(keyword)
+    if vr in _STRING_VRS and value is not None:
+        if isinstance(value, list):
+            values = value
+        elif vr in _SINGLE_VALUED:
+            values = [value]
+        else:  # "a\\b" is two values
+            values = str(value).split("\\")
+        for one in values:
+            try:
+                validate_value(vr, str(one), config.RAISE)
+            except ValueError as exc:
+                raise ValueError(f"{keyword} {Tag(keyword)}: {exc}") from None
+    setattr(ds, keyword, value)
+
+
+@contextmanager
+def _about(concept: "Coded"):
+    """Name the content item in any value error raised while it is built."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ValueError(f"content item {concept.meaning!r}: {exc}") from None
+
+
 # --- content items --------------------------------------------------------------------------------
 
 
 def _code_item(code: Coded) -> Dataset:
     item = Dataset()
-    item.CodeValue = code.value
-    item.CodingSchemeDesignator = code.scheme
-    item.CodeMeaning = code.meaning
+    _put(item, "CodeValue", code.value)
+    _put(item, "CodingSchemeDesignator", code.scheme)
+    _put(item, "CodeMeaning", code.meaning)
     return item
 
 
@@ -250,7 +292,8 @@ def text(relationship: str, concept: Coded, value: Optional[str]) -> Optional[Da
     if value is None:
         return None
     item = _item(relationship, "TEXT", concept)
-    item.TextValue = value
+    with _about(concept):
+        _put(item, "TextValue", value)
     return item
 
 
@@ -259,7 +302,8 @@ def code(relationship: str, concept: Coded, value: Optional[Coded],
     if value is None:
         return None
     item = _item(relationship, "CODE", concept)
-    item.ConceptCodeSequence = DicomSequence([_code_item(value)])
+    with _about(concept):
+        item.ConceptCodeSequence = DicomSequence([_code_item(value)])
     if children:
         item.ContentSequence = DicomSequence(list(children))
     return item
@@ -269,7 +313,8 @@ def uidref(relationship: str, concept: Coded, value: Optional[str]) -> Optional[
     if value is None:
         return None
     item = _item(relationship, "UIDREF", concept)
-    item.UID = value
+    with _about(concept):
+        _put(item, "UID", value)
     return item
 
 
@@ -277,13 +322,15 @@ def date_time(relationship: str, concept: Coded, iso: Optional[str]) -> Optional
     if iso is None:
         return None
     item = _item(relationship, "DATETIME", concept)
-    item.DateTime = dicom_datetime(iso)
+    with _about(concept):
+        _put(item, "DateTime", dicom_datetime(iso))
     return item
 
 
 def person(relationship: str, concept: Coded, name: str) -> Dataset:
     item = _item(relationship, "PNAME", concept)
-    item.PersonName = name
+    with _about(concept):
+        _put(item, "PersonName", name)
     return item
 
 
@@ -309,7 +356,8 @@ def num(relationship: str, concept: Coded, value: Optional[float], unit: Ucum) -
         return None
     item = _item(relationship, "NUM", concept)
     measured = Dataset()
-    measured.NumericValue = decimal_string(value)
+    with _about(concept):
+        _put(measured, "NumericValue", decimal_string(value))
     measured.MeasurementUnitsCodeSequence = DicomSequence([_code_item(Coded(unit.code, "UCUM", unit.meaning))])
     item.MeasuredValueSequence = DicomSequence([measured])
     return item
@@ -544,7 +592,7 @@ def _content_datetime(report: DoseReport, given) -> tuple[str, str]:
 def _set(ds: Dataset, keyword: str, value) -> None:
     """Set an optional (type 3) attribute only when there is a value."""
     if value is not None and value != "":
-        setattr(ds, keyword, value)
+        _put(ds, keyword, value)
 
 
 def ct_rdsr_from_report(report: DoseReport, *, sop_instance_uid: str,
@@ -567,16 +615,16 @@ def ct_rdsr_from_report(report: DoseReport, *, sop_instance_uid: str,
     content_date, content_time = _content_datetime(report, content_datetime)
 
     ds = Dataset()
-    ds.SOPClassUID = XRAY_RADIATION_DOSE_SR
-    ds.SOPInstanceUID = sop_instance_uid
+    _put(ds, "SOPClassUID", XRAY_RADIATION_DOSE_SR)
+    _put(ds, "SOPInstanceUID", sop_instance_uid)
     # General Study
-    ds.StudyDate = dicom_date(study.study_date)
-    ds.StudyTime = dicom_time(study.study_time)
-    ds.AccessionNumber = study.accession_number or ""
-    ds.Modality = "SR"
-    ds.Manufacturer = eq.manufacturer or ""
+    _put(ds, "StudyDate", dicom_date(study.study_date))
+    _put(ds, "StudyTime", dicom_time(study.study_time))
+    _put(ds, "AccessionNumber", study.accession_number or "")
+    _put(ds, "Modality", "SR")
+    _put(ds, "Manufacturer", eq.manufacturer or "")
     _set(ds, "InstitutionName", eq.institution_name)
-    ds.ReferringPhysicianName = _names(study.referring_physician_name) or ""
+    _put(ds, "ReferringPhysicianName", _names(study.referring_physician_name) or "")
     _set(ds, "StationName", eq.station_name)
     _set(ds, "StudyDescription", study.study_description)
     if study.procedure is not None:
@@ -587,10 +635,10 @@ def ct_rdsr_from_report(report: DoseReport, *, sop_instance_uid: str,
     _set(ds, "ManufacturerModelName", eq.model)
     # Patient
     name, patient_id = patient_identity if patient_identity is not None else ("", "")
-    ds.PatientName = name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = patient.sex or ""
+    _put(ds, "PatientName", name)
+    _put(ds, "PatientID", patient_id)
+    _put(ds, "PatientBirthDate", "")
+    _put(ds, "PatientSex", patient.sex or "")
     _set(ds, "PatientAge", patient_age(patient.age_years))
     _set(ds, "PatientSize", None if patient.size_m is None else decimal_string(patient.size_m))
     _set(ds, "PatientWeight", None if patient.weight_kg is None else decimal_string(patient.weight_kg))
@@ -598,24 +646,24 @@ def ct_rdsr_from_report(report: DoseReport, *, sop_instance_uid: str,
     _set(ds, "DeviceSerialNumber", eq.serial_number)
     _set(ds, "SoftwareVersions", eq.software_versions)
     # General Study / SR Document Series
-    ds.StudyInstanceUID = study.study_instance_uid
-    ds.SeriesInstanceUID = series_instance_uid or uid_from("series", sop_instance_uid)
-    ds.StudyID = study.study_id or ""
+    _put(ds, "StudyInstanceUID", study.study_instance_uid)
+    _put(ds, "SeriesInstanceUID", series_instance_uid or uid_from("series", sop_instance_uid))
+    _put(ds, "StudyID", study.study_id or "")
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
     # Readers find a requested procedure known only as text here (there is no code for it).
     _set(ds, "RequestedProcedureDescription", study.requested_procedure)
     ds.ReferencedPerformedProcedureStepSequence = DicomSequence()
     # SR Document General
-    ds.ContentDate = content_date
-    ds.ContentTime = content_time
-    ds.CompletionFlag = "COMPLETE"
-    ds.VerificationFlag = "UNVERIFIED"
+    _put(ds, "ContentDate", content_date)
+    _put(ds, "ContentTime", content_time)
+    _put(ds, "CompletionFlag", "COMPLETE")
+    _put(ds, "VerificationFlag", "UNVERIFIED")
     ds.PerformedProcedureCodeSequence = DicomSequence()
     # SR Document Content: the root container
-    ds.ValueType = "CONTAINER"
+    _put(ds, "ValueType", "CONTAINER")
     ds.ConceptNameCodeSequence = DicomSequence([_code_item(X_RAY_RADIATION_DOSE_REPORT)])
-    ds.ContinuityOfContent = "SEPARATE"
+    _put(ds, "ContinuityOfContent", "SEPARATE")
     template = Dataset()
     template.MappingResource = "DCMR"
     template.TemplateIdentifier = "10011"

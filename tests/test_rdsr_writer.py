@@ -335,6 +335,33 @@ def test_a_report_without_ct_is_refused():
                             sop_instance_uid=SOP_UID)
 
 
+def test_a_malformed_event_uid_is_refused_naming_the_content_item():
+    report = full_report()
+    report.ct.events[1].irradiation_event_uid = "1.2.abc"
+    with pytest.raises(ValueError, match=r"content item 'Irradiation Event UID': UID \(0040,A124\).*1\.2\.abc"):
+        ct_rdsr_from_report(report, sop_instance_uid=SOP_UID)
+
+
+def test_a_target_region_too_long_for_a_code_meaning_is_refused():
+    report = full_report()
+    report.ct.events[0].target_region = "x" * 65
+    with pytest.raises(ValueError, match=r"content item 'Target Region': CodeMeaning \(0008,0104\)"):
+        ct_rdsr_from_report(report, sop_instance_uid=SOP_UID)
+
+
+def test_a_station_name_too_long_for_its_attribute_is_refused():
+    report = full_report()
+    report.equipment.station_name = "S" * 17
+    with pytest.raises(ValueError, match=r"StationName \(0008,1010\)"):
+        ct_rdsr_from_report(report, sop_instance_uid=SOP_UID)
+
+
+def test_a_backslash_in_a_text_item_is_text_not_a_value_separator():
+    report = full_report()
+    report.ct.events[0].comment = "kernel B30f\\smooth"
+    assert extract(written(report), "rdsr").ct.events[0].comment == "kernel B30f\\smooth"
+
+
 def test_latin_text_declares_latin1_and_other_text_utf8():
     report = full_report()
     report.ct.events[0].acquisition_protocol = "Thorax nativ Ärzte"
