@@ -15,7 +15,13 @@ Rules the writer keeps:
   as the report holds it, because readers output the CodeMeaning as written. A meaning that is
   not in the table gets a code of the private scheme "99DOSEFLOW", its meaning preserved.
 - Patient name and ID are never taken from the report (it only has hashes); they are empty unless
-  the caller passes them explicitly (`patient_identity`).
+  the caller passes them explicitly (`patient_identity`). No birth date is written.
+- Values a strict reader would refuse (a malformed UID, a code meaning over 64 characters) are
+  refused here with a ValueError naming the attribute and content item.
+
+What does not survive the round trip, by the nature of the object: a fractional age (PatientAge
+holds completed years, or months under 2 years); an event's `datetime_started` (TID 10013 has no
+place for it); the report's `sources` and `warnings` (the new object is its own source).
 
 Pure: a DoseReport in, a pydicom Dataset (with file meta) out. Write it with
 `pydicom.dcmwrite(path, ds, enforce_file_format=True)`.
@@ -358,7 +364,8 @@ def num(relationship: str, concept: Coded, value: Optional[float], unit: Ucum) -
     measured = Dataset()
     with _about(concept):
         _put(measured, "NumericValue", decimal_string(value))
-    measured.MeasurementUnitsCodeSequence = DicomSequence([_code_item(Coded(unit.code, "UCUM", unit.meaning))])
+    units = _code_item(Coded(unit.code, "UCUM", unit.meaning))
+    measured.MeasurementUnitsCodeSequence = DicomSequence([units])
     item.MeasuredValueSequence = DicomSequence([measured])
     return item
 

@@ -25,7 +25,7 @@ from shared.rdsr_writer import (
     uid_from,
 )
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport, Equipment, Patient, Study
-from shared.sr import DCM, SCT, Code
+from shared.sr import DCM, SCT
 from tests.conftest import corpus_file, expected, lookup
 
 CT_CASES = [
@@ -338,7 +338,8 @@ def test_a_report_without_ct_is_refused():
 def test_a_malformed_event_uid_is_refused_naming_the_content_item():
     report = full_report()
     report.ct.events[1].irradiation_event_uid = "1.2.abc"
-    with pytest.raises(ValueError, match=r"content item 'Irradiation Event UID': UID \(0040,A124\).*1\.2\.abc"):
+    with pytest.raises(ValueError,
+                       match=r"content item 'Irradiation Event UID': UID \(0040,A124\).*1\.2\.abc"):
         ct_rdsr_from_report(report, sop_instance_uid=SOP_UID)
 
 
