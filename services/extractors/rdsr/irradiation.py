@@ -156,12 +156,23 @@ class Reader:
         self.item = item
         self.problems = problems
         self.where = where
+        self._index: Optional[list[tuple[Optional[Code], Dataset]]] = None
+
+    def _named_children(self) -> list[tuple[Optional[Code], Dataset]]:
+        # Each child's concept name is decoded once: pydicom attribute access is slow, and an
+        # event is asked for some forty concepts (a 300-event report took seconds otherwise).
+        if self._index is None:
+            self._index = [(sr.concept_name(child), child) for child in sr.children(self.item)]
+        return self._index
+
+    def _find_all(self, c: Concept) -> list[Dataset]:
+        return [child for name, child in self._named_children() if name in c.codes]
 
     def note(self, what: Union[Concept, str], why: str) -> None:
         self.problems.add(self.where, str(what), why)
 
     def find(self, c: Concept) -> Optional[Dataset]:
-        return sr.find(self.item, c.codes)
+        return next((child for name, child in self._named_children() if name in c.codes), None)
 
     def has(self, c: Concept) -> bool:
         return self.find(c) is not None
@@ -171,7 +182,7 @@ class Reader:
         return None if item is None else Reader(item, self.problems, self.where)
 
     def children(self, c: Concept) -> list["Reader"]:
-        return [Reader(item, self.problems, self.where) for item in sr.find_all(self.item, c.codes)]
+        return [Reader(item, self.problems, self.where) for item in self._find_all(c)]
 
     # numbers
 
@@ -186,11 +197,8 @@ class Reader:
     def _items(self, c: Concept) -> list[Dataset]:
         """The items of `c` spelt with the code of the first one found: an object sending both
         the current and the retired code of a concept (113824 and 113735) is not added up."""
-        items = sr.find_all(self.item, c.codes)
-        if len(items) > 1:
-            first = sr.concept_name(items[0])
-            items = [item for item in items if sr.concept_name(item) == first]
-        return items
+        named = [(name, child) for name, child in self._named_children() if name in c.codes]
+        return [child for name, child in named if name == named[0][0]] if named else []
 
     def number(self, c: Concept, unit: Unit) -> Optional[float]:
         """The first value of the first item of concept `c`, converted to `unit`."""
