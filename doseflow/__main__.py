@@ -1,0 +1,5 @@
+import sys
+
+from doseflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,261 @@
+"""The `doseflow` command (DESIGN §4)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Optional
+
+from shared.settings import Settings, load
+
+log = logging.getLogger("doseflow")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+def _database(settings: Settings):
+    from shared.database import connect, migrate, resolve_url
+
+    conn = connect(resolve_url(settings))
+    migrate(conn)
+    return conn
+
+
+def _rules(settings: Settings):
+    from services.classifier.rules import RoutingRules
+
+    return RoutingRules(tuple(settings.toshiba_models))
+
+
+def _options(settings: Settings):
+    from services.extractors.common import ExtractOptions
+
+    return ExtractOptions(patient_hash_key=settings.patient_key())
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_import(args, settings: Settings) -> int:
+    from doseflow.importer import Progress, expand_paths, import_paths
+    from services.extractors.routes import ROUTE_ALIASES
+
+    paths = expand_paths(args.paths)
+    if not paths:
+        print("doseflow import: no files found", file=sys.stderr)
+        return 2
+    route = ROUTE_ALIASES[args.route] if args.route else None
+    with _database(settings) as conn:
+        summary = import_paths(conn, paths, rules=_rules(settings), options=_options(settings), route=route,
+                               progress=Progress(len(paths)))
+    for path, status, reason in summary.problems:
+        if status == "failed" or args.verbose:
+            print(f"{status}: {path}: {reason}", file=sys.stderr)
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def cmd_extract(args, settings: Settings) -> int:
+    from services.classifier.worker import classify_file, read_header
+    from services.extractors.routes import ROUTE_ALIASES
+    from services.extractors.worker import extract_file
+    from shared.outcome import Failed, Ignored
+
+    try:
+        if args.route:
+            route, ds = ROUTE_ALIASES[args.route], read_header(args.file)
+        else:
+            import os
+
+            route, ds = classify_file(os.path.abspath(args.file), _rules(settings), roots=[])
+        if route == "toshiba":
+            raise Ignored("legacy Toshiba CT object: a Toshiba study is built from all its objects "
+                          "(doseflow import --as toshiba FOLDER)")
+        report = extract_file(args.file, route, _options(settings), ds)
+    except Ignored as exc:
+        print(json.dumps({"outcome": "ignored", "reason": exc.reason}))
+        return 0
+    except Failed as exc:
+        print(f"doseflow extract: {args.file}: {exc.reason}", file=sys.stderr)
+        return 1
+    data = report.model_dump(mode="json")
+    print(json.dumps(data, indent=None if args.json else 2, ensure_ascii=False))
+    return 0
+
+
+def cmd_studies(args, settings: Settings) -> int:
+    from services.writer.store import stored_studies
+
+    with _database(settings) as conn:
+        studies = stored_studies(conn, args.study)
+    if args.json:
+        print(json.dumps(studies, ensure_ascii=False))
+    else:
+        for s in studies:
+            st = s["study"]
+            total = (s.get("ct") or {}).get("total_dlp_mGycm")
+            print(f"{st.get('study_date') or '-':10} {st.get('modality') or '-':3} {st['study_instance_uid']}"
+                  f"  {st.get('study_description') or ''}" + (f"  DLP {total} mGy.cm" if total is not None else ""))
+    return 0
+
+
+def cmd_publish(args, settings: Settings) -> int:
+    from doseflow.importer import expand_paths
+    from shared.broker import INGEST_EXCHANGE, Publish, Publisher
+    from shared.messages import ObjectReceived
+
+    paths = expand_paths(args.paths)
+    publisher = Publisher(settings.amqp_url, settings.delivery_limit)
+    try:
+        for path in paths:
+            publisher.publish(Publish(INGEST_EXCHANGE, "ingest", ObjectReceived(path=path).encode()))
+    finally:
+        publisher.close()
+    print(f"published {len(paths)}")
+    return 0
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    kind = args.kind
+    if kind == "classifier":
+        from services.classifier.worker import run
+
+        run(settings)
+    elif kind == "extractor":
+        from services.extractors.routes import EXTRACT_ROUTES
+        from services.extractors.worker import run as run_extractor
+
+        unknown = [r for r in args.routes if r not in EXTRACT_ROUTES]
+        if unknown:
+            print(f"unknown routes {unknown}; choose from {list(EXTRACT_ROUTES)}", file=sys.stderr)
+            return 2
+        run_extractor(settings, args.routes or None)
+    elif kind == "writer":
+        from services.writer.worker import run
+
+        run(settings)
+    elif kind == "toshiba-builder":
+        from services.toshiba_builder.worker import run
+
+        run(settings)
+    return 0
+
+
+def cmd_db(args, settings: Settings) -> int:
+    from shared.database import connect, migrate, resolve_url
+
+    with connect(resolve_url(settings)) as conn:
+        applied = migrate(conn)
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from services.writer.store import ledger_totals, study_count
+    from shared.dead_letters import queue_depths
+
+    with _database(settings) as conn:
+        objects, studies = ledger_totals(conn), study_count(conn)
+    queues, dead = queue_depths(settings)
+    status = {"objects": objects, "studies": studies, "queues": queues,
+              "dead_letters": sum(dead.values()) if dead is not None else None}
+    if dead is None:
+        status["broker"] = "unreachable"
+    if args.json:
+        print(json.dumps(status))
+    else:
+        print(f"objects: stored {objects['stored']}, ignored {objects['ignored']}, failed {objects['failed']}")
+        print(f"studies: {studies}")
+        if dead is None:
+            print("broker: unreachable")
+        else:
+            for name, depth in queues.items():
+                print(f"queue {name}: {depth} waiting, {dead.get(name, 0)} dead-lettered")
+    return 0
+
+
+def cmd_dead_letters(args, settings: Settings) -> int:
+    from shared import dead_letters
+
+    if args.action == "list":
+        letters = dead_letters.list_letters(settings)
+        if args.json:
+            print(json.dumps([l.__dict__ for l in letters]))
+        for l in letters if not args.json else []:
+            print(f"{l.id}  {l.queue}  {l.at or '-'}  {l.path or '-'}\n    {l.reason}")
+        if not args.json:
+            print(f"{len(letters)} dead letters")
+    else:
+        if not args.all and not args.id:
+            print("replay needs --id ID... or --all", file=sys.stderr)
+            return 2
+        n = dead_letters.replay(settings, None if args.all else set(args.id))
+        print(f"replayed {n}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="doseflow", description="Collect radiation-dose data from DICOM objects.")
+    sub = p.add_subparsers(dest="command", required=True)
+    routes = ["rdsr", "mg", "dx", "ctphilips", "toshiba"]
+
+    s = sub.add_parser("import", help="import files, folders or globs in one process (no broker)")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--as", dest="route", choices=routes, help="force a route, like the reference's per-type scripts")
+    s.add_argument("-v", "--verbose", action="store_true", help="also list ignored objects and why")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("extract", help="print one object's DoseReport, no database")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true", help="compact JSON (default: indented)")
+    s.add_argument("--as", dest="route", choices=routes)
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("studies", help="print stored studies")
+    s.add_argument("--json", action="store_true", help="DoseReport JSON array")
+    s.add_argument("--study", help="only this StudyInstanceUID")
+    s.set_defaults(func=cmd_studies)
+
+    s = sub.add_parser("publish", help="put ObjectReceived messages on the broker (with confirms)")
+    s.add_argument("paths", nargs="+")
+    s.set_defaults(func=cmd_publish)
+
+    s = sub.add_parser("worker", help="run one service against the broker")
+    s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer"])
+    s.add_argument("routes", nargs="*", help="extractor only: rdsr mg_image dx_image ct_philips (default all)")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("db", help="database administration")
+    s.add_argument("action", choices=["migrate"])
+    s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("status", help="ledger totals, studies, queue depths and dead letters")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("dead-letters", help="list or replay dead-lettered messages")
+    s.add_argument("action", choices=["list", "replay"])
+    s.add_argument("--id", nargs="+", help="replay these dead letters (ids from `list`)")
+    s.add_argument("--all", action="store_true", help="replay every dead letter")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_dead_letters)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load()
+    _setup_logging(settings)
+    try:
+        return args.func(args, settings) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

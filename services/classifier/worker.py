@@ -1,0 +1,70 @@
+"""The classifier service: ObjectReceived (a path) -> the route's extractor queue, or an
+ignored/failed outcome. Reads the header only, never pixel data."""
+from __future__ import annotations
+
+import logging
+
+from pydicom.dataset import Dataset
+
+from services.classifier.rules import RoutingRules, classify
+from shared import broker
+from shared.broker import Publish, Result
+from shared.dicom import UnreadableObject, read_object, text
+from shared.messages import ExtractRequest, ObjectReceived, Outcome, UndecodableMessage, decode
+from shared.outcome import Failed, Ignored
+from shared.paths import check_ingest_path
+
+log = logging.getLogger(__name__)
+
+
+def read_header(path: str) -> Dataset:
+    try:
+        return read_object(path, header_only=True)
+    except FileNotFoundError:
+        raise Failed("file not found (deleted or moved after it was published?)") from None
+    except IsADirectoryError:
+        raise Failed("path is a folder, not a file") from None
+    except PermissionError:
+        raise Failed("file not readable by doseflow (permission denied)") from None
+    except UnreadableObject as exc:
+        raise Failed(str(exc)) from None
+
+
+def classify_file(path: str, rules: RoutingRules, roots: list[str]) -> tuple[str, Dataset]:
+    """(route, header) for the file at `path`; raises Ignored or Failed."""
+    real = check_ingest_path(path, roots)
+    ds = read_header(real)
+    return classify(ds, rules), ds
+
+
+def outcome(path: str, status: str, reason: str, *, stage: str = "classifier",
+            sop_instance_uid: str | None = None, study_instance_uid: str | None = None) -> Publish:
+    msg = Outcome(path=path, stage=stage, status=status, reason=reason,
+                  sop_instance_uid=sop_instance_uid or None, study_instance_uid=study_instance_uid or None)
+    return Publish(broker.OUTCOMES_EXCHANGE, "outcomes", msg.encode())
+
+
+def make_handler(rules: RoutingRules, roots: list[str]):
+    def handle(body: bytes, headers: dict) -> Result:
+        try:
+            msg = decode(ObjectReceived, body)
+        except UndecodableMessage as exc:
+            return Result(dead_letter_reason=str(exc))
+        try:
+            route, ds = classify_file(msg.path, rules, roots)
+        except Ignored as exc:
+            return Result([outcome(msg.path, "ignored", exc.reason)])
+        except Failed as exc:
+            return Result([outcome(msg.path, "failed", exc.reason)], dead_letter_reason=exc.reason)
+        request = ExtractRequest(path=msg.path, route=route, sop_instance_uid=text(ds, "SOPInstanceUID") or "",
+                                 study_instance_uid=text(ds, "StudyInstanceUID") or "",
+                                 sop_class_uid=text(ds, "SOPClassUID") or "")
+        return Result([Publish(broker.EXTRACT_EXCHANGE, route, request.encode())])
+
+    return handle
+
+
+def run(settings, stop=None) -> None:
+    handler = make_handler(RoutingRules(tuple(settings.toshiba_models)), settings.ingest_roots)
+    broker.consume(settings.amqp_url, {"ingest": handler}, prefetch=settings.prefetch,
+                   delivery_limit=settings.delivery_limit, stop=stop)

@@ -1,0 +1,51 @@
+"""The extractor service: ExtractRequest -> ReportReady for the writer, or an outcome."""
+from __future__ import annotations
+
+from services.classifier.worker import outcome, read_header
+from services.extractors.common import ExtractOptions
+from services.extractors.routes import EXTRACT_ROUTES, extract
+from shared import broker
+from shared.broker import Publish, Result
+from shared.messages import ExtractRequest, ReportReady, UndecodableMessage, decode
+from shared.outcome import Failed, Ignored
+from shared.paths import check_ingest_path
+from shared.report import DoseReport
+
+
+def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> DoseReport:
+    """The report of the file at `path` through `route`; raises Ignored or Failed."""
+    if ds is None:
+        ds = read_header(path)
+    report = extract(ds, route, options)
+    if not report.study.study_instance_uid:
+        raise Failed("no StudyInstanceUID (0020,000D): the report cannot be filed under a study")
+    if not report.sources or not report.sources[0].sop_instance_uid:
+        raise Failed("no SOPInstanceUID (0008,0018): the object cannot be identified")
+    return report
+
+
+def make_handler(route: str, options: ExtractOptions, roots: list[str]):
+    def handle(body: bytes, headers: dict) -> Result:
+        try:
+            msg = decode(ExtractRequest, body)
+        except UndecodableMessage as exc:
+            return Result(dead_letter_reason=str(exc))
+        try:
+            report = extract_file(check_ingest_path(msg.path, roots), route, options)
+        except (Ignored, Failed) as exc:
+            status = "ignored" if isinstance(exc, Ignored) else "failed"
+            record = outcome(msg.path, status, exc.reason, stage="extractor",
+                             sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)
+            return Result([record], dead_letter_reason=exc.reason if status == "failed" else None)
+        ready = ReportReady(path=msg.path, report=report)
+        return Result([Publish(broker.REPORTS_EXCHANGE, "writer", ready.encode())])
+
+    return handle
+
+
+def run(settings, routes: list[str] | None = None, stop=None) -> None:
+    options = ExtractOptions(patient_hash_key=settings.patient_key())
+    routes = routes or list(EXTRACT_ROUTES)
+    handlers = {broker.EXTRACT_QUEUE_OF_ROUTE[r]: make_handler(r, options, settings.ingest_roots) for r in routes}
+    broker.consume(settings.amqp_url, handlers, prefetch=settings.prefetch,
+                   delivery_limit=settings.delivery_limit, stop=stop)

@@ -1,0 +1,107 @@
+"""Persisting reports and outcomes: one transaction per report, idempotent.
+
+A report is stored as its object's row in `source_object`; the study's report is then
+re-assembled from all its objects (shared/assembly.py) and the study's normalized rows are
+replaced, all in the same transaction, under a per-study advisory lock, so several writers
+racing on one study serialise and build it once. The same object delivered again changes
+nothing.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.writer import tables
+from shared.assembly import assemble
+from shared.report import DoseReport
+
+
+def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: str,
+                   reason: Optional[str] = None, route: Optional[str] = None,
+                   sop_instance_uid: Optional[str] = None, study_instance_uid: Optional[str] = None) -> None:
+    """Upsert the object's ledger row. A stored object is never marked ignored or failed later
+    (a re-delivery that fails after the commit must not hide the stored study)."""
+    conn.execute(
+        """
+        INSERT INTO object_ledger AS l (path, status, stage, reason, route, sop_instance_uid,
+                                        study_instance_uid)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (path) DO UPDATE SET
+            status = EXCLUDED.status, stage = EXCLUDED.stage, reason = EXCLUDED.reason,
+            route = COALESCE(EXCLUDED.route, l.route),
+            sop_instance_uid = COALESCE(EXCLUDED.sop_instance_uid, l.sop_instance_uid),
+            study_instance_uid = COALESCE(EXCLUDED.study_instance_uid, l.study_instance_uid),
+            updated_at = now()
+        WHERE l.status <> 'stored' OR EXCLUDED.status = 'stored'
+        """,
+        (path, status, stage, reason, route, sop_instance_uid, study_instance_uid),
+    )
+
+
+def store_report(conn: psycopg.Connection, report: DoseReport, path: str) -> bool:
+    """Store one object's report and rebuild its study. Returns False when the object was
+    already stored (nothing changed). Commits before returning."""
+    uid = report.study.study_instance_uid
+    source = report.sources[0]
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (uid,))
+        new = conn.execute(
+            "INSERT INTO source_object (sop_instance_uid, study_instance_uid, route, sop_class_uid, path, report)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING 1",
+            (source.sop_instance_uid, uid, source.route, source.sop_class_uid, path,
+             Jsonb(report.model_dump(mode="json"))),
+        ).fetchone() is not None
+        if new:
+            rebuild_study(conn, uid)
+        record_outcome(conn, path=path, status="stored", stage="writer", route=source.route,
+                       reason=None if new else "already stored (same SOP Instance UID)",
+                       sop_instance_uid=source.sop_instance_uid, study_instance_uid=uid)
+    return new
+
+
+def rebuild_study(conn: psycopg.Connection, uid: str) -> DoseReport:
+    """Re-assemble the study from its objects and replace its normalized rows (caller holds
+    the transaction and the study lock)."""
+    rows = conn.execute("SELECT report FROM source_object WHERE study_instance_uid = %s ORDER BY arrival",
+                        (uid,)).fetchall()
+    merged = assemble([DoseReport.model_validate(r[0]) for r in rows])
+    conn.execute("DELETE FROM study WHERE study_instance_uid = %s", (uid,))
+    study = tables.study_row(merged)
+    study["warnings"] = Jsonb(merged.warnings)
+    study["report"] = Jsonb(merged.model_dump(mode="json"))
+    _insert(conn, "study", [study])
+    for table, table_rows in tables.child_rows(merged).items():
+        _insert(conn, table, table_rows)
+    return merged
+
+
+def _insert(conn: psycopg.Connection, table: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+    with conn.cursor() as cur:
+        cur.executemany(sql, [[r[c] for c in cols] for r in rows])
+
+
+def stored_studies(conn: psycopg.Connection, study_uid: Optional[str] = None) -> list[dict]:
+    sql = "SELECT report FROM study"
+    args: tuple = ()
+    if study_uid:
+        sql += " WHERE study_instance_uid = %s"
+        args = (study_uid,)
+    sql += " ORDER BY study_date NULLS LAST, study_time NULLS LAST, study_instance_uid"
+    return [r[0] for r in conn.execute(sql, args).fetchall()]
+
+
+def ledger_totals(conn: psycopg.Connection) -> dict[str, int]:
+    totals = {"stored": 0, "ignored": 0, "failed": 0}
+    for status, n in conn.execute("SELECT status, count(*) FROM object_ledger GROUP BY status"):
+        totals[status] = n
+    return totals
+
+
+def study_count(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM study").fetchone()[0]

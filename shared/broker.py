@@ -1,0 +1,233 @@
+"""RabbitMQ: the topology, the one publish helper, and the consumer loop every worker runs.
+
+- Every queue is a durable quorum queue with a delivery limit and a dead-letter exchange, so a
+  message that keeps killing a worker ends in `dead.<queue>` instead of blocking the queue.
+- Publishes go through `Channel.publish` only: publisher confirms on, persistent, mandatory.
+- Work runs in a worker thread; the connection's thread keeps heartbeats flowing and does the
+  publishing and the ack when the work is done (pika is not thread-safe, so results are handed
+  back with `add_callback_threadsafe`). Nothing is acked before its output is confirmed or its
+  database transaction committed.
+- A handler returns a `Result`: messages to publish, or a dead-letter reason. Transient faults
+  are retried inside handlers; an unexpected exception dead-letters the message with the
+  exception as reason and the worker carries on.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pika
+import pika.exceptions
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+
+INGEST_EXCHANGE = "doseflow.ingest"
+EXTRACT_EXCHANGE = "doseflow.extract"
+REPORTS_EXCHANGE = "doseflow.reports"
+OUTCOMES_EXCHANGE = "doseflow.outcomes"
+DEAD_EXCHANGE = "doseflow.dead"
+
+# queue -> (exchange, routing key)
+QUEUES: dict[str, tuple[str, str]] = {
+    "ingest": (INGEST_EXCHANGE, "ingest"),
+    "extract.rdsr": (EXTRACT_EXCHANGE, "rdsr"),
+    "extract.mg_image": (EXTRACT_EXCHANGE, "mg_image"),
+    "extract.dx_image": (EXTRACT_EXCHANGE, "dx_image"),
+    "extract.ct_philips": (EXTRACT_EXCHANGE, "ct_philips"),
+    "toshiba.collect": (EXTRACT_EXCHANGE, "toshiba"),
+    "writer": (REPORTS_EXCHANGE, "writer"),
+    "outcomes": (OUTCOMES_EXCHANGE, "outcomes"),
+}
+EXTRACT_QUEUE_OF_ROUTE = {key: queue for queue, (ex, key) in QUEUES.items() if ex == EXTRACT_EXCHANGE}
+
+
+def dead_queue(queue: str) -> str:
+    return f"dead.{queue}"
+
+
+REASON_HEADER = "x-doseflow-reason"
+QUEUE_HEADER = "x-doseflow-queue"
+AT_HEADER = "x-doseflow-dead-at"
+
+TRANSIENT_AMQP = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError,
+                  pika.exceptions.StreamLostError, ConnectionError, OSError)
+
+
+@dataclass(frozen=True)
+class Publish:
+    exchange: str
+    routing_key: str
+    body: bytes
+    headers: Optional[dict] = None
+
+
+@dataclass
+class Result:
+    publishes: list[Publish] = field(default_factory=list)
+    dead_letter_reason: Optional[str] = None
+    # A transient fault outlasted the handler's retries: give the message back to the queue.
+    requeue: bool = False
+
+
+Handler = Callable[[bytes, dict], Result]
+
+
+def declare_topology(channel, delivery_limit: int) -> None:
+    """Idempotent: every service declares the whole topology at start."""
+    for exchange in (INGEST_EXCHANGE, EXTRACT_EXCHANGE, REPORTS_EXCHANGE, OUTCOMES_EXCHANGE, DEAD_EXCHANGE):
+        channel.exchange_declare(exchange, exchange_type="direct", durable=True)
+    for queue, (exchange, key) in QUEUES.items():
+        channel.queue_declare(queue, durable=True, arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": DEAD_EXCHANGE,
+            "x-dead-letter-routing-key": queue,
+            # Dead-lettering is our "kept for replay" promise: at-least-once needs reject-publish.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        })
+        channel.queue_bind(queue, exchange, routing_key=key)
+        channel.queue_declare(dead_queue(queue), durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(dead_queue(queue), DEAD_EXCHANGE, routing_key=queue)
+
+
+def connection_parameters(url: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = 30
+    params.blocked_connection_timeout = 300
+    params.connection_attempts = 1
+    return params
+
+
+@retry(retry=retry_if_exception_type(TRANSIENT_AMQP), wait=wait_exponential_jitter(initial=0.5, max=15),
+       stop=stop_after_delay(600), reraise=True,
+       before_sleep=lambda rs: log.warning("broker unreachable (%s); retrying", rs.outcome.exception()))
+def connect(url: str) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url))
+
+
+class Channel:
+    """A confirming channel: the only place doseflow publishes."""
+
+    def __init__(self, connection: pika.BlockingConnection, delivery_limit: int):
+        self.connection = connection
+        self.channel = connection.channel()
+        self.channel.confirm_delivery()
+        declare_topology(self.channel, delivery_limit)
+
+    def publish(self, p: Publish) -> None:
+        # Raises UnroutableError / NackError when the broker did not take the message.
+        self.channel.basic_publish(
+            p.exchange, p.routing_key, p.body, mandatory=True,
+            properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
+                                            content_type="application/json", headers=p.headers or None))
+
+
+class Publisher:
+    """A reconnecting publisher for producers (`doseflow publish`, the Toshiba builder)."""
+
+    def __init__(self, url: str, delivery_limit: int = 5):
+        self.url, self.delivery_limit = url, delivery_limit
+        self._channel: Optional[Channel] = None
+
+    def publish(self, p: Publish) -> None:
+        for attempt in range(2):
+            try:
+                if self._channel is None or not self._channel.channel.is_open:
+                    self._channel = Channel(connect(self.url), self.delivery_limit)
+                self._channel.publish(p)
+                return
+            except TRANSIENT_AMQP:
+                self._channel = None
+                if attempt:
+                    raise
+
+    def close(self) -> None:
+        if self._channel is not None:
+            try:
+                self._channel.connection.close()
+            except Exception:
+                pass
+            self._channel = None
+
+
+def dead_letter(queue: str, body: bytes, headers: dict, reason: str) -> Publish:
+    return Publish(DEAD_EXCHANGE, queue, body, {
+        **(headers or {}), REASON_HEADER: reason[:2000], QUEUE_HEADER: queue,
+        AT_HEADER: _dt.datetime.now(_dt.timezone.utc).isoformat()})
+
+
+def consume(url: str, handlers: dict[str, Handler], *, prefetch: int, delivery_limit: int,
+            stop: Optional[threading.Event] = None) -> None:
+    """Run `handlers` (queue -> handler) until `stop` is set, reconnecting with backoff."""
+    stop = stop or threading.Event()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="work")
+    try:
+        while not stop.is_set():
+            try:
+                _consume_once(url, handlers, prefetch, delivery_limit, stop, executor)
+            except TRANSIENT_AMQP as exc:
+                if stop.is_set():
+                    break
+                log.warning("broker connection lost (%s); reconnecting", type(exc).__name__)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> None:
+    connection = connect(url)
+    channel = Channel(connection, delivery_limit)
+    ch = channel.channel
+    ch.basic_qos(prefetch_count=prefetch)
+
+    def finish(queue, method, body, headers, result: Result):
+        # On the connection's thread: publish the results, then ack.
+        if not ch.is_open:
+            return  # the delivery comes back on a new channel; its work is idempotent
+        try:
+            if result.requeue:
+                ch.basic_reject(method.delivery_tag, requeue=True)
+                return
+            if result.dead_letter_reason is not None:
+                log.warning("dead-lettering a message from %s: %s", queue, result.dead_letter_reason)
+                for p in result.publishes:
+                    channel.publish(p)
+                channel.publish(dead_letter(queue, body, headers, result.dead_letter_reason))
+            else:
+                for p in result.publishes:
+                    channel.publish(p)
+            ch.basic_ack(method.delivery_tag)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            log.error("broker refused an output of a %s message (%s); requeueing it", queue, exc)
+            ch.basic_reject(method.delivery_tag, requeue=True)
+
+    def work(queue, handler, method, body, headers):
+        try:
+            result = handler(body, headers)
+        except Exception as exc:  # a bug must not kill the worker: record it with the message
+            log.exception("handler for %s failed", queue)
+            result = Result(dead_letter_reason=f"internal error in {queue} handler: "
+                                               f"{type(exc).__name__}: {exc}")
+        connection.add_callback_threadsafe(functools.partial(finish, queue, method, body, headers, result))
+
+    def on_message(queue, handler, _ch, method, properties, body):
+        executor.submit(work, queue, handler, method, body, dict(properties.headers or {}))
+
+    for queue, handler in handlers.items():
+        ch.basic_consume(queue, functools.partial(on_message, queue, handler))
+    log.info("consuming %s", ", ".join(handlers))
+    try:
+        while not stop.is_set():
+            connection.process_data_events(time_limit=0.5)
+    finally:
+        if connection.is_open:
+            try:
+                connection.close()
+            except Exception:
+                pass

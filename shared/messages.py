@@ -1,0 +1,91 @@
+"""The messages on doseflow's queues: one frozen, versioned model per queue, decoded in one place.
+
+A body that does not decode (not JSON, wrong schema version, missing field) raises
+`UndecodableMessage`; the consumer dead-letters it with that reason and never requeues it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from typing import Literal, Optional, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.report import DoseReport
+
+SCHEMA = 1
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def _id() -> str:
+    return uuid.uuid4().hex
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = Field(SCHEMA, alias="schema")
+    message_id: str = Field(default_factory=_id)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+
+class ObjectReceived(Message):
+    """A DICOM object arrived: queue `ingest`."""
+
+    path: str
+    received_at: str = Field(default_factory=_now)
+    # "toshiba_builder" for RDSRs the builder made, so they are not sent back to it.
+    origin: Optional[str] = None
+
+
+class ExtractRequest(Message):
+    """A classified object for one extractor: queues `extract.<route>`, `toshiba.collect`."""
+
+    path: str
+    route: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    sop_class_uid: str
+
+
+class ReportReady(Message):
+    """A validated report of one object for the writer: queue `writer`."""
+
+    path: str
+    report: DoseReport
+
+
+class Outcome(Message):
+    """How an object ended, when it did not end as a stored report: queue `outcomes`."""
+
+    path: str
+    stage: Literal["classifier", "extractor", "toshiba_builder", "writer"]
+    status: Literal["ignored", "failed"]
+    reason: str
+    sop_instance_uid: Optional[str] = None
+    study_instance_uid: Optional[str] = None
+    at: str = Field(default_factory=_now)
+
+
+class UndecodableMessage(Exception):
+    pass
+
+
+M = TypeVar("M", bound=Message)
+
+
+def decode(model: type[M], body: bytes) -> M:
+    """The only place a queue body becomes a message."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise UndecodableMessage(f"not a valid {model.__name__} (schema {SCHEMA}): {where}: {first['msg']}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UndecodableMessage(f"not a valid {model.__name__}: {exc}") from None
