@@ -178,7 +178,8 @@ def test_compression_and_filter_are_read():
     assert event.filter_material == "Rhodium or Rhodium compound"
     assert event.anode_target == "Tungsten or Tungsten compound"
     # two filter containers of the same material name it once
-    assert report_of("MG-RDSR-GEPristina-2D").mammography.events[0].filter_material == "Silver or Silver compound"
+    pristina = report_of("MG-RDSR-GEPristina-2D").mammography.events[0]
+    assert pristina.filter_material == "Silver or Silver compound"
 
 
 def test_compression_force_is_read_in_newtons():

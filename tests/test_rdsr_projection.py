@@ -210,12 +210,14 @@ def _with_device_type(ds: Dataset, value: str, meaning: str) -> Dataset:
 
 
 def test_integrated_device_type_makes_a_fluoroscopy_report_dx():
-    ds = _with_device_type(read("RF-RDSR-Siemens-Zee.dcm"), "113958", "Integrated Projection Radiography System")
+    ds = _with_device_type(read("RF-RDSR-Siemens-Zee.dcm"), "113958",
+                           "Integrated Projection Radiography System")
     assert rdsr(round_trip(ds)).study.modality == "DX"
 
 
 def test_fluoroscopy_guided_device_type_makes_a_radiograph_report_rf():
-    ds = _with_device_type(read("Dual-RDSR-DX.dcm"), "113957", "Fluoroscopy-Guided Projection Radiography System")
+    ds = _with_device_type(read("Dual-RDSR-DX.dcm"), "113957",
+                           "Fluoroscopy-Guided Projection Radiography System")
     assert rdsr(round_trip(ds)).study.modality == "RF"
 
 

@@ -256,7 +256,8 @@ class Reader:
             return None
         meaning = sr.coded_meaning(item)
         if meaning is None:
-            self.note(c, "has no coded value" if not item.get("ConceptCodeSequence") else "has an empty meaning")
+            why = "has an empty meaning" if item.get("ConceptCodeSequence") else "has no coded value"
+            self.note(c, why)
         return meaning
 
     def text(self, c: Concept) -> Optional[str]:
@@ -299,7 +300,8 @@ def plane_of(reader: Reader) -> Optional[str]:
     code = sr.coded_value(item)
     plane = PLANES.get(code) if code else None
     if plane is None:
-        reader.note(ACQUISITION_PLANE, f"has a value doseflow does not know ({tuple(code) if code else None})")
+        sent = tuple(code) if code else None
+        reader.note(ACQUISITION_PLANE, f"has a value doseflow does not know ({sent})")
     return plane
 
 

@@ -201,7 +201,8 @@ def irradiation_event(event: Reader) -> ProjectionEvent:
     )
 
 
-def exposure_time_ms(event: Reader, pulse_width_ms: Optional[float], pulses: Optional[float]) -> Optional[float]:
+def exposure_time_ms(event: Reader, pulse_width_ms: Optional[float],
+                     pulses: Optional[float]) -> Optional[float]:
     if event.has(EXPOSURE_TIME):
         return event.total(EXPOSURE_TIME, MS)
     if pulse_width_ms is not None and pulses is not None:
@@ -223,7 +224,8 @@ def modality_of(ds: Dataset, root: Reader, projection: Projection, event_items: 
     declares the wrong type. Without it (dual-purpose rooms, older systems), fluoroscopy is
     what makes RF: a non-zero fluoro total or a fluoroscopy event. A fluoro total present as 0
     (a Siemens dual room reporting a radiograph) is not fluoroscopy."""
-    models = (text(ds, "ManufacturerModelName") or "") + " " + (sr.text(sr.find(ds, DEVICE_OBSERVER_MODEL_NAME)) or "")
+    observer_model = sr.text(sr.find(ds, DEVICE_OBSERVER_MODEL_NAME))
+    models = f"{text(ds, 'ManufacturerModelName') or ''} {observer_model or ''}"
     if "azurion" in models.lower():
         return "RF"
     device_type = root.code(ACQUISITION_DEVICE_TYPE)
@@ -239,6 +241,7 @@ def modality_of(ds: Dataset, root: Reader, projection: Projection, event_items: 
 
 def _has_fluoroscopy(projection: Projection, event_items: list[Dataset]) -> bool:
     for plane in projection.planes:
-        if any(v for v in (plane.fluoro_dap_total_Gym2, plane.fluoro_dose_rp_total_Gy, plane.total_fluoro_time_s)):
+        fluoro = (plane.fluoro_dap_total_Gym2, plane.fluoro_dose_rp_total_Gy, plane.total_fluoro_time_s)
+        if any(value for value in fluoro):  # None and 0 alike are no fluoroscopy
             return True
     return any(sr.coded_value(sr.find(item, EVENT_TYPE.codes)) in FLUOROSCOPY_EVENT for item in event_items)
