@@ -121,11 +121,17 @@ def cmd_publish(args, settings: Settings) -> int:
 
 
 def cmd_worker(args, settings: Settings) -> int:
+    import signal
+    import threading
+
+    # SIGTERM (docker stop, systemd) finishes the message in hand, then stops consuming.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     kind = args.kind
     if kind == "classifier":
         from services.classifier.worker import run
 
-        run(settings)
+        run(settings, stop=stop)
     elif kind == "extractor":
         from services.extractors.routes import EXTRACT_ROUTES
         from services.extractors.worker import run as run_extractor
@@ -134,15 +140,15 @@ def cmd_worker(args, settings: Settings) -> int:
         if unknown:
             print(f"unknown routes {unknown}; choose from {list(EXTRACT_ROUTES)}", file=sys.stderr)
             return 2
-        run_extractor(settings, args.routes or None)
+        run_extractor(settings, args.routes or None, stop=stop)
     elif kind == "writer":
         from services.writer.worker import run
 
-        run(settings)
+        run(settings, stop=stop)
     elif kind == "toshiba-builder":
         from services.toshiba_builder.worker import run
 
-        run(settings)
+        run(settings, stop=stop)
     return 0
 
 

@@ -6,9 +6,9 @@ The rule (DESIGN §3, stated in README "How a study is assembled"):
 - events are the union over the study's objects; for the same event the later object's values
   stand; events of one object keep document order; with several objects, events that carry a
   start time are ordered by it (stable, so ties keep arrival order);
-- an image (not a secondary capture) whose acquisition date-time equals that of an event already
-  in the study is the same exposure sent again (For Processing and For Presentation copies) and
-  adds nothing;
+- an image (not a secondary capture) whose acquisition date-time and dose (DAP, AGD) equal those
+  of an event already in the study is the same exposure sent again (For Processing and For
+  Presentation copies) and adds nothing;
 - totals: an object whose events are all contained in another object's events (a cumulative
   report that was later re-sent fuller) has its totals replaced by the fuller object's; objects
   with disjoint events (a continued study, two devices, a dual report) add up, per plane for
@@ -117,16 +117,22 @@ def _is_plain_image(report: DoseReport) -> bool:
         and report.sources[0].sop_class_uid != SECONDARY_CAPTURE
 
 
+def _exposure_key(name: str, event) -> tuple:
+    # The same exposure sent twice has the same start time and the same dose; two exposures
+    # whose start times both fell back to the study time still differ in dose.
+    return (name, event.datetime_started, getattr(event, "dap_Gym2", None), getattr(event, "agd_mGy", None))
+
+
 def _drop_repeated_exposures(reports: list[DoseReport]) -> list[DoseReport]:
-    times: set[tuple[str, str]] = set()
+    seen: set[tuple] = set()
     out = []
     for r in reports:
-        mine = {(name, e.datetime_started) for name in ("projection", "mammography")
+        mine = {_exposure_key(name, e) for name in ("projection", "mammography")
                 if getattr(r, name) is not None
                 for e in getattr(r, name).events if e.datetime_started}
-        if _is_plain_image(r) and mine and mine <= times:
+        if _is_plain_image(r) and mine and mine <= seen:
             continue
-        times |= mine
+        seen |= mine
         out.append(r)
     return out
 
