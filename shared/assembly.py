@@ -15,7 +15,7 @@ The rule (DESIGN §3, stated in README "How a study is assembled"):
   projection X-ray. Partly overlapping objects cannot be added without counting shared events
   twice, so their totals are recomputed from the union of events, and a warning says so;
 - study, patient and equipment attributes: for each field, the first object that has a value,
-  objects taken in order of their first irradiation time (then arrival), with objects whose
+  objects taken in order of their first irradiation time (then fewer events first, then arrival), with objects whose
   events another object supersedes taken last (they only fill gaps);
 - so that the result does not depend on which worker was faster, the same exposure sent as a
   For Presentation and a For Processing image is represented by the For Presentation copy.
@@ -89,7 +89,8 @@ FOR_PROCESSING = ("1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.2.
 
 def _primacy(arrival: list[DoseReport]):
     """Sort key: the object's first irradiation time (event start, or a CT report's start of
-    X-ray irradiation), For Presentation before For Processing, then arrival."""
+    X-ray irradiation), For Presentation before For Processing, fewer events before more, then
+    arrival."""
     position = {id(r): i for i, r in enumerate(arrival)}
 
     def key(r: DoseReport):
@@ -98,7 +99,9 @@ def _primacy(arrival: list[DoseReport]):
         if r.ct is not None and r.ct.start_of_xray_irradiation:
             times.append(r.ct.start_of_xray_irradiation)
         processing = bool(r.sources) and r.sources[0].sop_class_uid in FOR_PROCESSING
-        return (min(times) if times else "~", processing, position[id(r)])
+        # Cumulative reports share a start time; the fuller one is the later one, whichever
+        # worker delivered it first.
+        return (min(times) if times else "~", processing, len(r.event_uids()), position[id(r)])
 
     return key
 

@@ -105,7 +105,7 @@ def connection_parameters(url: str) -> pika.URLParameters:
     return params
 
 
-@retry(retry=retry_if_exception_type(TRANSIENT_AMQP), wait=wait_exponential_jitter(0.5, max=15),
+@retry(retry=retry_if_exception_type(TRANSIENT_AMQP), wait=wait_exponential_jitter(multiplier=0.5, max=15),
        stop=stop_after_delay(600), reraise=True,
        before_sleep=lambda rs: log.warning("broker unreachable (%s); retrying", rs.outcome.exception()))
 def connect(url: str) -> pika.BlockingConnection:

@@ -30,7 +30,7 @@ class Database:
 
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
         @retry(retry=retry_if_exception_type(psycopg.OperationalError),
-               wait=wait_exponential_jitter(0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
+               wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
                before_sleep=lambda rs: log.warning("database unavailable (%s); retrying",
                                                    str(rs.outcome.exception()).strip()[:200]))
         def attempt():
