@@ -116,11 +116,18 @@ def _superseded(reports: list[DoseReport]) -> set[int]:
     return set(range(len(reports))) - set(_maximal(sets))
 
 
-def _is_plain_image(report: DoseReport) -> bool:
+def _is_image(report: DoseReport) -> bool:
+    return bool(report.sources) and report.sources[0].route in IMAGE_ROUTES
+
+
+def _is_secondary_capture_image(report: DoseReport) -> bool:
     # Hologic's tomosynthesis projection SC shares the 2D image's acquisition time but is its
-    # own exposure, so secondary captures are exempt from the same-time test.
-    return bool(report.sources) and report.sources[0].route in IMAGE_ROUTES \
-        and report.sources[0].sop_class_uid != SECONDARY_CAPTURE
+    # own exposure, so secondary captures are exempt from the same-time test, both ways.
+    return _is_image(report) and report.sources[0].sop_class_uid == SECONDARY_CAPTURE
+
+
+def _is_plain_image(report: DoseReport) -> bool:
+    return _is_image(report) and not _is_secondary_capture_image(report)
 
 
 def _exposure_key(name: str, event) -> tuple:
@@ -138,7 +145,10 @@ def _drop_repeated_exposures(reports: list[DoseReport]) -> list[DoseReport]:
                 for e in getattr(r, name).events if e.datetime_started}
         if _is_plain_image(r) and mine and mine <= seen:
             continue
-        seen |= mine
+        # Neither is a 2D image a copy of a secondary capture that happens to match it: were
+        # the SC's exposures seen, the 2D image would be dropped only when the SC came first.
+        if not _is_secondary_capture_image(r):
+            seen |= mine
         out.append(r)
     return out
 
