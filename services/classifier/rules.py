@@ -55,7 +55,8 @@ def classify(ds: Dataset, rules: RoutingRules = RoutingRules()) -> str:
     """The route for this object: 'rdsr', 'mg_image', 'dx_image', 'ct_philips' or 'toshiba'."""
     sop_class = text(ds, "SOPClassUID")
     modality = text(ds, "Modality")
-    image_type = [v.strip().upper() for v in (ds.get("ImageType") or [])] if "ImageType" in ds else []
+    # Through text(): a single-valued ImageType comes back from pydicom as a str, not a list.
+    image_type = [v.strip().upper() for v in (text(ds, "ImageType") or "").split("\\")]
 
     if sop_class in (dicom.XRAY_RADIATION_DOSE_SR, dicom.ENHANCED_SR):
         root = concept_name(ds)
