@@ -81,6 +81,13 @@ M = TypeVar("M", bound=Message)
 
 def decode(model: type[M], body: bytes) -> M:
     """The only place a queue body becomes a message."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # pydantic would call this "Invalid JSON"; the dead letter should say what is wrong.
+            raise UndecodableMessage(f"not a valid {model.__name__}: body is not UTF-8 text "
+                                     f"({exc.reason} at byte {exc.start})") from None
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
