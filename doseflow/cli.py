@@ -101,7 +101,7 @@ def cmd_studies(args, settings: Settings) -> int:
             st = s["study"]
             total = (s.get("ct") or {}).get("total_dlp_mGycm")
             print(f"{st.get('study_date') or '-':10} {st.get('modality') or '-':3} {st['study_instance_uid']}"
-                  f"  {st.get('study_description') or ''}" + (f"  DLP {total} mGy.cm" if total is not None else ""))
+                  f"  {st.get('study_description') or ''}" + (f"  DLP {total:.6g} mGy.cm" if total is not None else ""))
     return 0
 
 
