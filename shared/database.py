@@ -20,6 +20,10 @@ _embedded = None  # keep the server object alive for the life of the process
 def embedded_url(data_dir: Path) -> str:
     global _embedded
     if _embedded is None:
+        import warnings
+
+        # pgserver asks platformdirs for a runtime dir it does not need; the warning is noise.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver
 
         pgdata = data_dir / "pgdata"
