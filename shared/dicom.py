@@ -3,6 +3,7 @@ plain Python values (ISO dates, floats, names). Pure apart from `read_header`/`r
 """
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import re
 from typing import Optional
@@ -111,16 +112,27 @@ _TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
 _DATETIME = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
 
 
+def _as_text(value) -> str:
+    # VR UN (e.g. Hologic) hands over the raw bytes of the DA/TM/DT text.
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1", "replace")
+    return str(value).strip().strip("\x00").strip()
+
+
 def iso_date(value) -> Optional[str]:
     """DA 'YYYYMMDD' (or 'YYYY.MM.DD', old ACR-NEMA) to 'YYYY-MM-DD'; invalid gives None."""
     if value is None:
         return None
-    s = str(value).strip().replace(".", "").replace("-", "")
+    s = _as_text(value).replace(".", "").replace("-", "")
     m = _DATE.match(s)
     if not m:
         return None
     y, mo, d = (int(g) for g in m.groups())
-    if not (1 <= mo <= 12 and 1 <= d <= 31):
+    try:
+        # A calendar check, not just ranges: '20240230' would otherwise pass here and crash
+        # date arithmetic (patient age) or the database's date column later.
+        _dt.date(y, mo, d)
+    except ValueError:
         return None
     return f"{y:04d}-{mo:02d}-{d:02d}"
 
@@ -129,7 +141,7 @@ def iso_time(value, *, keep_fraction: bool = False) -> Optional[str]:
     """TM 'HHMMSS.ffffff' (also 'HHMM', 'HH', 'HH:MM:SS') to 'HH:MM:SS'; invalid gives None."""
     if value is None:
         return None
-    s = str(value).strip().replace(":", "")
+    s = _as_text(value).replace(":", "")
     m = _TIME.match(s)
     if not m:
         return None
@@ -146,7 +158,7 @@ def iso_datetime(value) -> Optional[str]:
     """DT to ISO 'YYYY-MM-DDTHH:MM:SS[.ffffff]' (a timezone suffix is dropped, not converted)."""
     if value is None:
         return None
-    s = str(value).strip()
+    s = _as_text(value)
     m = _DATETIME.match(s)
     if not m:
         return None
