@@ -93,10 +93,25 @@ def delete_doseflow_queues(amqp_url: str) -> None:
         conn.close()
 
 
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
 @pytest.fixture
 def clean_broker(service_urls):
-    delete_doseflow_queues(service_urls["amqp"])
-    yield service_urls["amqp"]
+    """An empty broker for one test: a fresh virtual host where `rabbitmqctl` can make one (so
+    test runs on one machine cannot consume each other's messages), else the default vhost with
+    doseflow's queues deleted."""
+    parts = urlsplit(service_urls["amqp"])
+    if shutil.which("rabbitmqctl") and parts.hostname in ("127.0.0.1", "localhost"):
+        vhost = "doseflow_test_" + uuid.uuid4().hex[:10]
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+        yield urlunsplit(parts._replace(path="/" + vhost))
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    else:
+        delete_doseflow_queues(service_urls["amqp"])
+        yield service_urls["amqp"]
 
 
 class Workers:
