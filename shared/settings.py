@@ -55,8 +55,25 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
         / "doseflow", description="Where the embedded PostgreSQL and built RDSRs are kept.")
     log_level: str = Field("INFO", description="Python logging level.")
+    receiver_ae_title: str = Field(
+        "DOSEFLOW", min_length=1, max_length=16,
+        description="AE title of the DICOM C-STORE receiver (`doseflow worker receiver`).")
+    receiver_port: int = Field(11112, ge=1, le=65535, description="TCP port the receiver listens on.")
+    receiver_allowed_calling_aes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated calling AE titles the receiver accepts "
+        "associations from. Empty: any.")
+    receiver_root: Optional[Path] = Field(
+        None, description="Folder the receiver writes objects to (<root>/<StudyInstanceUID>/"
+        "<SOPInstanceUID>.dcm). Default: the first ingest root; required when no roots are set.")
 
-    _split_lists = field_validator("ingest_roots", "toshiba_models", mode="before")(_split)
+    _split_lists = field_validator("ingest_roots", "toshiba_models", "receiver_allowed_calling_aes",
+                                   mode="before")(_split)
+
+    def receiver_folder(self) -> Optional[Path]:
+        """Where the receiver writes: DOSEFLOW_RECEIVER_ROOT, else the first ingest root."""
+        if self.receiver_root is not None:
+            return self.receiver_root
+        return Path(self.ingest_roots[0]) if self.ingest_roots else None
 
     def patient_key(self) -> Optional[bytes]:
         if self.patient_hash_key_file:
