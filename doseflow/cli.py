@@ -105,6 +105,15 @@ def cmd_studies(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_export(args, settings: Settings) -> int:
+    from doseflow.export import export
+    from services.writer.store import stored_studies
+
+    with _database(settings) as conn:
+        studies = stored_studies(conn, date_from=args.date_from, date_to=args.date_to)
+    return export(studies, args.modality, args.format, args.output)
+
+
 def cmd_publish(args, settings: Settings) -> int:
     from doseflow.importer import expand_paths
     from shared.broker import INGEST_EXCHANGE, Publish, Publisher
@@ -150,6 +159,10 @@ def cmd_worker(args, settings: Settings) -> int:
         from services.toshiba_builder.worker import run
 
         run(settings, stop=stop)
+    elif kind == "receiver":
+        from services.receiver.worker import run
+
+        return run(settings, stop=stop)
     return 0
 
 
@@ -206,6 +219,15 @@ def cmd_dead_letters(args, settings: Settings) -> int:
     return 0
 
 
+def _iso_date(value: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doseflow", description="Collect radiation-dose data from DICOM objects.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -228,12 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", help="only this StudyInstanceUID")
     s.set_defaults(func=cmd_studies)
 
+    s = sub.add_parser("export", help="stored studies of one modality as a CSV or XLSX table, one row per event")
+    s.add_argument("--modality", required=True, choices=["CT", "RF", "DX", "MG"],
+                   help="DX includes CR and PX; RF includes XA")
+    s.add_argument("--from", dest="date_from", type=_iso_date, help="first study date, YYYY-MM-DD (inclusive)")
+    s.add_argument("--to", dest="date_to", type=_iso_date, help="last study date, YYYY-MM-DD (inclusive)")
+    s.add_argument("--format", required=True, choices=["csv", "xlsx"])
+    s.add_argument("--output", "-o", help="file to write (default: standard output; required for xlsx)")
+    s.set_defaults(func=cmd_export)
+
     s = sub.add_parser("publish", help="put ObjectReceived messages on the broker (with confirms)")
     s.add_argument("paths", nargs="+")
     s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("worker", help="run one service against the broker")
-    s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer"])
+    s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer", "receiver"])
     s.add_argument("routes", nargs="*", help="extractor only: rdsr mg_image dx_image ct_philips (default all)")
     s.set_defaults(func=cmd_worker)
 
