@@ -8,6 +8,7 @@ nothing.
 """
 from __future__ import annotations
 
+import datetime
 from typing import Optional
 
 import psycopg
@@ -86,12 +87,21 @@ def _insert(conn: psycopg.Connection, table: str, rows: list[dict]) -> None:
         cur.executemany(sql, [[r[c] for c in cols] for r in rows])
 
 
-def stored_studies(conn: psycopg.Connection, study_uid: Optional[str] = None) -> list[dict]:
-    sql = "SELECT report FROM study"
-    args: tuple = ()
+def stored_studies(conn: psycopg.Connection, study_uid: Optional[str] = None, *,
+                   date_from: Optional[datetime.date] = None, date_to: Optional[datetime.date] = None) -> list[dict]:
+    """Stored study reports in study date order; `date_from`/`date_to` bound the study date
+    (inclusive), and a study without a date is left out when either bound is given."""
+    where, args = [], []
     if study_uid:
-        sql += " WHERE study_instance_uid = %s"
-        args = (study_uid,)
+        where.append("study_instance_uid = %s")
+        args.append(study_uid)
+    if date_from is not None:
+        where.append("study_date >= %s")
+        args.append(date_from)
+    if date_to is not None:
+        where.append("study_date <= %s")
+        args.append(date_to)
+    sql = "SELECT report FROM study" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY study_date NULLS LAST, study_time NULLS LAST, study_instance_uid"
     return [r[0] for r in conn.execute(sql, args).fetchall()]
 
