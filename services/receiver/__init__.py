@@ -1,0 +1,1 @@
+"""The DICOM C-STORE receiver: modalities send dose objects straight to doseflow."""

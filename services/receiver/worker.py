@@ -1,0 +1,120 @@
+"""The receiver service (`doseflow worker receiver`): a DICOM C-STORE SCP that writes each
+object under the receiver root and announces it on the ingest queue (ObjectReceived).
+
+Unlike the other workers it consumes nothing; it listens on a TCP port, so one receiver runs
+per published port. pynetdicom serves each association in its own thread; the announcements
+share one confirming broker channel behind a lock (pika is not thread-safe).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from tenacity import stop_after_delay
+
+from services.receiver.scp import StoreHandler, application_entity, start
+from shared import broker
+from shared.broker import INGEST_EXCHANGE, Publish
+from shared.messages import ObjectReceived
+from shared.outcome import Failed
+from shared.paths import check_ingest_path
+
+log = logging.getLogger(__name__)
+
+# A modality waits for the C-STORE response for typically 30-60 s; a broker outage must give
+# it a failure status well before that, so it keeps the object and retries, rather than an
+# aborted association after our 10-minute reconnect backoff.
+CONNECT_WITHIN_S = 20.0
+# How long SIGTERM waits for associations in progress before aborting them.
+DRAIN_S = 30.0
+
+
+class Announcer:
+    """Publishes ObjectReceived through the project's confirming Publisher, one at a time.
+    Returns only when the broker confirmed the message; raises otherwise."""
+
+    def __init__(self, url: str, delivery_limit: int, connect_within: float = CONNECT_WITHIN_S):
+        self.publisher = broker.Publisher(url, delivery_limit)
+        self._connect = broker.connect.retry_with(stop=stop_after_delay(connect_within))
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str) -> None:
+        message = Publish(INGEST_EXCHANGE, "ingest", ObjectReceived(path=path, origin="receiver").encode())
+        with self._lock:
+            self._ensure_channel()
+            self.publisher.publish(message)
+
+    def _ensure_channel(self) -> None:
+        # Connect with a bounded wait; Publisher.publish would otherwise reconnect with the
+        # long backoff meant for background producers.
+        channel = self.publisher._channel
+        if channel is None or not channel.channel.is_open:
+            self.publisher.close()
+            self.publisher._channel = broker.Channel(self._connect(self.publisher.url),
+                                                     self.publisher.delivery_limit)
+
+    def keepalive(self) -> None:
+        """Let pika send heartbeats and notice a dropped connection between C-STOREs."""
+        with self._lock:
+            channel = self.publisher._channel
+            if channel is None:
+                return
+            try:
+                channel.connection.process_data_events(time_limit=0)
+            except broker.TRANSIENT_AMQP:
+                self.publisher.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self.publisher.close()
+
+
+def receiver_root(settings) -> Path:
+    """The folder received objects go to; raises Failed with the reason when unusable."""
+    root = settings.receiver_folder()
+    if root is None:
+        raise Failed("no receiver folder: set DOSEFLOW_RECEIVER_ROOT or DOSEFLOW_INGEST_ROOTS")
+    root = Path(os.path.realpath(root))
+    if settings.ingest_roots:
+        try:
+            check_ingest_path(str(root), settings.ingest_roots)
+        except Failed:
+            raise Failed(f"receiver folder {root} is outside DOSEFLOW_INGEST_ROOTS: the classifier "
+                         "would refuse every object received") from None
+    return root
+
+
+def run(settings, stop: Optional[threading.Event] = None) -> int:
+    stop = stop or threading.Event()
+    try:
+        root = receiver_root(settings)
+        root.mkdir(parents=True, exist_ok=True)
+    except (Failed, OSError) as exc:
+        log.error("receiver cannot start: %s", getattr(exc, "reason", exc))
+        return 2
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # per-PDU chatter otherwise
+    announcer = Announcer(settings.amqp_url, settings.delivery_limit)
+    ae = application_entity(settings.receiver_ae_title, settings.receiver_allowed_calling_aes)
+    try:
+        server = start(ae, settings.receiver_port, StoreHandler(root, announcer))
+    except OSError as exc:
+        log.error("receiver cannot listen on port %d: %s", settings.receiver_port, exc)
+        return 1
+    log.info("receiving as %s on port %d into %s (calling AEs: %s)", settings.receiver_ae_title,
+             settings.receiver_port, root, ", ".join(settings.receiver_allowed_calling_aes) or "any")
+    try:
+        while not stop.wait(5):
+            announcer.keepalive()
+    finally:
+        server.shutdown()  # stop accepting; associations in progress go on
+        deadline = time.monotonic() + DRAIN_S
+        while ae.active_associations and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ae.shutdown()
+        announcer.close()
+    return 0
