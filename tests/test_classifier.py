@@ -90,7 +90,7 @@ def test_a_toshiba_rdsr_goes_to_the_rdsr_route_not_the_builder():
 
 
 def toshiba_ct_image() -> Dataset:
-    return header(toshiba_objects()[1])  # a CT image of the scanogram folder
+    return header("toshiba/toshiba_cx_head_scanogram/IM00002.dcm")  # a CT Image Storage object
 
 
 def test_make_and_model_pairs_match_case_insensitively():
