@@ -52,8 +52,10 @@ def cmd_import(args, settings: Settings) -> int:
         return 2
     route = ROUTE_ALIASES[args.route] if args.route else None
     with _database(settings) as conn:
+        from services.toshiba_builder.worker import output_dir
+
         summary = import_paths(conn, paths, rules=_rules(settings), options=_options(settings), route=route,
-                               progress=Progress(len(paths)))
+                               toshiba_output=output_dir(settings), progress=Progress(len(paths)))
     for path, status, reason in summary.problems:
         if status == "failed" or args.verbose:
             print(f"{status}: {path}: {reason}", file=sys.stderr)
@@ -176,7 +178,8 @@ def cmd_db(args, settings: Settings) -> int:
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from services.writer.store import ledger_totals, study_count
+    from services.writer.store import study_count
+    from shared.ledger import ledger_totals
     from shared.dead_letters import queue_depths
 
     with _database(settings) as conn:

@@ -8,16 +8,20 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 import psycopg
 
 from services.classifier.rules import RoutingRules
+from services.toshiba_builder.study import Collected, collect, finish, write_rdsr
 from services.classifier.worker import classify_file, read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.worker import extract_file
-from services.writer.store import record_outcome, store_report
+from services.writer.store import store_report
+from shared.ledger import record_outcome
+from shared.dicom import read_object
 from shared.outcome import Failed, Ignored
 
 
@@ -49,6 +53,11 @@ class Summary:
     failed: int = 0
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
 
+    def count(self, path: str, status: str, reason: Optional[str] = None) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+        if status != "stored":
+            self.problems.append((path, status, reason or ""))
+
     def line(self) -> str:
         return f"stored {self.stored}, ignored {self.ignored}, failed {self.failed}"
 
@@ -72,10 +81,11 @@ class Progress:
 
 
 def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRules, options: ExtractOptions,
-                 route: Optional[str] = None, progress: Optional[Progress] = None) -> Summary:
-    """Import each file; `route` forces one (as `--as`), else the classifier decides."""
+                 toshiba_output: Path, route: Optional[str] = None, progress: Optional[Progress] = None) -> Summary:
+    """Import each file; `route` forces one (as `--as`), else the classifier decides. Legacy
+    Toshiba objects are gathered per study and built at the end (no quiet period to wait for)."""
     summary = Summary()
-    toshiba: list[str] = []
+    legacy: dict[str, list[Collected]] = {}
     for path in paths:
         try:
             if route is None:
@@ -83,17 +93,50 @@ def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRu
             else:
                 chosen, ds = route, read_header(path)
             if chosen == "toshiba":
-                toshiba.append(path)
-                raise Ignored("legacy Toshiba CT object: the Toshiba builder is not built yet")
-            report = extract_file(path, chosen, options, ds)
-            store_report(conn, report, path)
-            summary.stored += 1
+                obj = collect(ds, path, options)
+                if obj.kind == "other":
+                    raise Ignored("object of a legacy CT study that is neither a dose summary page nor a CT image")
+                legacy.setdefault(obj.study_instance_uid, []).append(obj)
+            else:
+                report = extract_file(path, chosen, options, ds)
+                store_report(conn, report, path)
+                summary.count(path, "stored")
         except (Ignored, Failed) as exc:
             status = "ignored" if isinstance(exc, Ignored) else "failed"
-            with conn.transaction():
-                record_outcome(conn, path=path, status=status, stage="import", reason=exc.reason, route=route)
-            setattr(summary, status, getattr(summary, status) + 1)
-            summary.problems.append((path, status, exc.reason))
+            _record(conn, path, status, "import", exc.reason, route)
+            summary.count(path, status, exc.reason)
         if progress:
             progress.step()
+    for objects in legacy.values():
+        _build_legacy_study(conn, objects, options, toshiba_output, summary)
     return summary
+
+
+def _record(conn, path, status, stage, reason, route=None, **uids) -> None:
+    with conn.transaction():
+        record_outcome(conn, path=path, status=status, stage=stage, reason=reason, route=route, **uids)
+
+
+def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], options: ExtractOptions,
+                        out_dir: Path, summary: Summary) -> None:
+    """The Toshiba builder's steps, in process: build, write the RDSR, import it like any RDSR."""
+    uid = objects[0].study_instance_uid
+    rows = conn.execute("SELECT route, sop_instance_uid, path FROM source_object WHERE study_instance_uid = %s",
+                        (uid,)).fetchall()
+    sources = [(route, sop) for route, sop, _ in rows]
+    # RDSRs this builder wrote earlier lie in its output folder; any other RDSR is the scanner's.
+    built_before = {sop for _, sop, path in rows if path and Path(path).is_relative_to(out_dir)}
+    done = finish(objects, sources, built_before, read_object)
+    if done.status == "built":
+        rdsr_path = str(write_rdsr(done.rdsr, out_dir))
+        try:
+            store_report(conn, extract_file(rdsr_path, "rdsr", options), rdsr_path)
+        except (Ignored, Failed) as exc:  # our own RDSR must read back: say so loudly if not
+            done = done.model_copy(update={"status": "failed", "reason": f"the built RDSR did not read back: {exc}"})
+    elif done.status == "skipped" and done.header_report is not None:
+        store_report(conn, done.header_report, objects[0].path)
+    status = {"built": "stored", "skipped": "ignored", "failed": "failed"}[done.status]
+    for obj in objects:
+        _record(conn, obj.path, status, "toshiba_builder", done.reason, "toshiba",
+                sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
+        summary.count(obj.path, status, done.reason)

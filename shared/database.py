@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import psycopg
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _embedded = None  # keep the server object alive for the life of the process
 
@@ -69,3 +72,34 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     for name in applied_now:
         log.info("applied migration %s", name)
     return applied_now
+
+
+# A database outage is waited out: messages stay unacked in the queue meanwhile.
+DATABASE_PATIENCE_S = 600
+
+
+class Database:
+    """One connection, reopened when the server went away."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.conn: psycopg.Connection | None = None
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        @retry(retry=retry_if_exception_type(psycopg.OperationalError),
+               wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
+               before_sleep=lambda rs: log.warning("database unavailable (%s); retrying",
+                                                   str(rs.outcome.exception()).strip()[:200]))
+        def attempt():
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self.conn = connect(self.url)
+            try:
+                return work(self.conn)
+            except psycopg.OperationalError:
+                try:
+                    self.conn.close()
+                finally:
+                    self.conn = None
+                raise
+
+        return attempt()

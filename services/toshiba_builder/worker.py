@@ -1,24 +1,129 @@
-"""The Toshiba builder service (placeholder until the builder lands): consumes
-`toshiba.collect` so legacy Toshiba objects do not pile up, and records each as ignored with
-the reason, so the ledger stays complete."""
+"""The Toshiba builder service.
+
+Consumer: each `toshiba.collect` message is read (header only), kept in PostgreSQL
+(services/toshiba_builder/state.py) and acked after the commit — a study never holds a delivery
+while it waits to be quiet.
+Builder thread: every few seconds, claims one study quiet for DOSEFLOW_TOSHIBA_QUIET_SECONDS
+(FOR UPDATE SKIP LOCKED, so several builders build each study once), builds it
+(services/toshiba_builder/study.py), writes the RDSR under DOSEFLOW_TOSHIBA_OUTPUT_DIR and
+publishes ObjectReceived for it, so it flows through classifier → RDSR extractor → writer like
+any scanner RDSR; then records the study built and its objects in the ledger, and commits.
+A failed study is recorded failed per object and dead-lettered (replay re-opens it).
+"""
 from __future__ import annotations
 
-from services.classifier.worker import outcome
+import logging
+import threading
+from pathlib import Path
+
+from tenacity import RetryError
+
+from services.classifier.worker import outcome, read_header
+from services.extractors.common import ExtractOptions
+from services.toshiba_builder import state
+from services.toshiba_builder.study import collect, finish, write_rdsr
 from shared import broker
-from shared.broker import Result
-from shared.messages import ExtractRequest, UndecodableMessage, decode
+from shared.broker import Publish, Publisher, Result
+from shared.database import Database, migrate
+from shared.dicom import read_object
+from shared.ledger import record_outcome
+from shared.messages import ExtractRequest, ObjectReceived, ReportReady, UndecodableMessage, decode
+from shared.outcome import Failed
+from shared.paths import check_ingest_path
+
+log = logging.getLogger(__name__)
+STAGE = "toshiba_builder"
 
 
-def handle(body: bytes, headers: dict) -> Result:
+def output_dir(settings) -> Path:
+    return settings.toshiba_output_dir or settings.data_dir / "toshiba-rdsr"
+
+
+def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]):
+    def handle(body: bytes, headers: dict) -> Result:
+        try:
+            msg = decode(ExtractRequest, body)
+        except UndecodableMessage as exc:
+            return Result(dead_letter_reason=str(exc))
+        try:
+            obj = collect(read_header(check_ingest_path(msg.path, roots)), msg.path, options)
+        except Failed as exc:
+            return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, sop_instance_uid=msg.sop_instance_uid,
+                                   study_instance_uid=msg.study_instance_uid)], dead_letter_reason=exc.reason)
+        if obj.kind == "other":
+            return Result([outcome(msg.path, "ignored", "object of a legacy CT study that is neither a dose "
+                                   "summary page nor a CT image", stage=STAGE, sop_instance_uid=msg.sop_instance_uid,
+                                   study_instance_uid=msg.study_instance_uid)])
+        try:
+            db.run(lambda conn: state.collect_object(conn, obj))
+        except RetryError:
+            return Result(requeue=True)
+        return Result()
+
+    return handle
+
+
+def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
+    """Build one due study, if any; True when one was handled."""
+    with conn.transaction():
+        uid = state.claim_due_study(conn, settings.toshiba_quiet_seconds)
+        if uid is None:
+            return False
+        objects = state.study_objects(conn, uid)
+        done = finish(objects, state.stored_sources(conn, uid), state.built_uids(conn, uid),
+                      lambda path: read_object(check_ingest_path(path, roots)))
+        built_uid = None
+        if done.status == "built":
+            path = write_rdsr(done.rdsr, output_dir(settings))
+            publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest",
+                                      ObjectReceived(path=str(path), origin=STAGE).encode()))
+            built_uid = str(done.rdsr.SOPInstanceUID)
+        elif done.status == "skipped" and done.header_report is not None:
+            first = next(o for o in objects if o.sop_instance_uid == done.header_report.sources[0].sop_instance_uid)
+            publisher.publish(Publish(broker.REPORTS_EXCHANGE, "writer",
+                                      ReportReady(path=first.path, report=done.header_report).encode()))
+        elif done.status == "failed":
+            page = next((o for o in objects if o.kind == "dose_page"), objects[0])
+            request = ExtractRequest(path=page.path, route="toshiba", sop_instance_uid=page.sop_instance_uid,
+                                     study_instance_uid=uid, sop_class_uid=page.sop_class_uid)
+            publisher.publish(broker.dead_letter("toshiba.collect", request.encode(), {}, done.reason))
+        status = {"built": "stored", "skipped": "ignored", "failed": "failed"}[done.status]
+        for obj in objects:
+            record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route="toshiba",
+                           sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
+        state.mark(conn, uid, done.status, done.reason, built_uid)
+        log.info("legacy CT study %s: %s", uid[-12:], done.status)
+    return True
+
+
+def build_loop(db: Database, settings, stop: threading.Event) -> None:
+    publisher = Publisher(settings.amqp_url, settings.delivery_limit)
+    poll = max(0.2, min(5.0, settings.toshiba_quiet_seconds / 4))
     try:
-        msg = decode(ExtractRequest, body)
-    except UndecodableMessage as exc:
-        return Result(dead_letter_reason=str(exc))
-    return Result([outcome(msg.path, "ignored", "legacy Toshiba CT object: the Toshiba builder is not built yet",
-                           stage="toshiba_builder", sop_instance_uid=msg.sop_instance_uid,
-                           study_instance_uid=msg.study_instance_uid)])
+        while not stop.wait(poll):
+            try:
+                while not stop.is_set() and db.run(lambda conn: build_one(conn, publisher, settings,
+                                                                          settings.ingest_roots)):
+                    pass
+            except Exception:  # the loop must outlive any one study's problem
+                log.exception("building a legacy CT study failed; will retry")
+    finally:
+        publisher.close()
 
 
 def run(settings, stop=None) -> None:
-    broker.consume(settings.amqp_url, {"toshiba.collect": handle}, prefetch=settings.prefetch,
-                   delivery_limit=settings.delivery_limit, stop=stop)
+    if not settings.database_url:
+        raise SystemExit("the Toshiba builder needs DOSEFLOW_DATABASE_URL")
+    stop = stop or threading.Event()
+    db = Database(settings.database_url)
+    db.run(migrate)
+    options = ExtractOptions(patient_hash_key=settings.patient_key())
+    builder = threading.Thread(target=build_loop, args=(Database(settings.database_url), settings, stop),
+                               name="toshiba-build", daemon=True)
+    builder.start()
+    try:
+        broker.consume(settings.amqp_url, {"toshiba.collect": make_collect_handler(db, options, settings.ingest_roots)},
+                       prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop)
+    finally:
+        stop.set()
+        builder.join(timeout=30)

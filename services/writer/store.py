@@ -16,29 +16,8 @@ from psycopg.types.json import Jsonb
 
 from services.writer import tables
 from shared.assembly import assemble
+from shared.ledger import record_outcome
 from shared.report import DoseReport
-
-
-def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: str,
-                   reason: Optional[str] = None, route: Optional[str] = None,
-                   sop_instance_uid: Optional[str] = None, study_instance_uid: Optional[str] = None) -> None:
-    """Upsert the object's ledger row. A stored object is never marked ignored or failed later
-    (a re-delivery that fails after the commit must not hide the stored study)."""
-    conn.execute(
-        """
-        INSERT INTO object_ledger AS l (path, status, stage, reason, route, sop_instance_uid,
-                                        study_instance_uid)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (path) DO UPDATE SET
-            status = EXCLUDED.status, stage = EXCLUDED.stage, reason = EXCLUDED.reason,
-            route = COALESCE(EXCLUDED.route, l.route),
-            sop_instance_uid = COALESCE(EXCLUDED.sop_instance_uid, l.sop_instance_uid),
-            study_instance_uid = COALESCE(EXCLUDED.study_instance_uid, l.study_instance_uid),
-            updated_at = now()
-        WHERE l.status <> 'stored' OR EXCLUDED.status = 'stored'
-        """,
-        (path, status, stage, reason, route, sop_instance_uid, study_instance_uid),
-    )
 
 
 def store_report(conn: psycopg.Connection, report: DoseReport, path: str) -> bool:
@@ -104,13 +83,6 @@ def stored_studies(conn: psycopg.Connection, study_uid: Optional[str] = None, *,
     sql = "SELECT report FROM study" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY study_date NULLS LAST, study_time NULLS LAST, study_instance_uid"
     return [r[0] for r in conn.execute(sql, args).fetchall()]
-
-
-def ledger_totals(conn: psycopg.Connection) -> dict[str, int]:
-    totals = {"stored": 0, "ignored": 0, "failed": 0}
-    for status, n in conn.execute("SELECT status, count(*) FROM object_ledger GROUP BY status"):
-        totals[status] = n
-    return totals
 
 
 def study_count(conn: psycopg.Connection) -> int:

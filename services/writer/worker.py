@@ -3,50 +3,17 @@ ledger; each message acked only after its transaction committed."""
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
 
-import psycopg
-from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import RetryError
 
-from services.writer.store import record_outcome, store_report
+from services.writer.store import store_report
+from shared.ledger import record_outcome
 from shared import broker
 from shared.broker import Result
-from shared.database import connect, migrate
+from shared.database import Database, migrate
 from shared.messages import Outcome, ReportReady, UndecodableMessage, decode
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-# A database outage is waited out: messages stay unacked in the queue meanwhile.
-DATABASE_PATIENCE_S = 600
-
-
-class Database:
-    """One connection, reopened when the server went away."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.conn: psycopg.Connection | None = None
-
-    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
-        @retry(retry=retry_if_exception_type(psycopg.OperationalError),
-               wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
-               before_sleep=lambda rs: log.warning("database unavailable (%s); retrying",
-                                                   str(rs.outcome.exception()).strip()[:200]))
-        def attempt():
-            if self.conn is None or self.conn.closed or self.conn.broken:
-                self.conn = connect(self.url)
-            try:
-                return work(self.conn)
-            except psycopg.OperationalError:
-                try:
-                    self.conn.close()
-                finally:
-                    self.conn = None
-                raise
-
-        return attempt()
-
 
 def make_handlers(db: Database) -> dict[str, broker.Handler]:
     def on_report(body: bytes, headers: dict) -> Result:

@@ -1,0 +1,66 @@
+"""The Toshiba builder's per-study state in PostgreSQL (migration 003)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.toshiba_builder.study import Collected
+
+
+def collect_object(conn: psycopg.Connection, obj: Collected) -> bool:
+    """Keep one object for its study (one transaction). A new object re-opens a study that was
+    already built, skipped or failed, so it is built again with everything; the same object
+    again changes nothing — except for a failed study, which a re-delivery (a replay) re-opens."""
+    with conn.transaction():
+        conn.execute("INSERT INTO toshiba_study (study_instance_uid) VALUES (%s) ON CONFLICT DO NOTHING",
+                     (obj.study_instance_uid,))
+        new = conn.execute(
+            "INSERT INTO toshiba_object (sop_instance_uid, study_instance_uid, path, kind, collected)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING 1",
+            (obj.sop_instance_uid, obj.study_instance_uid, obj.path, obj.kind, Jsonb(obj.model_dump(mode="json"))),
+        ).fetchone() is not None
+        conn.execute(
+            "UPDATE toshiba_study SET last_seen = now(), status = 'collecting', reason = NULL"
+            " WHERE study_instance_uid = %s AND (%s OR status = 'failed' OR status = 'collecting')",
+            (obj.study_instance_uid, new))
+    return new
+
+
+def claim_due_study(conn: psycopg.Connection, quiet_seconds: float) -> Optional[str]:
+    """Lock one study that has been quiet long enough (caller holds the transaction); other
+    builders skip it, so each study is built by one of them."""
+    row = conn.execute(
+        "SELECT study_instance_uid FROM toshiba_study WHERE status = 'collecting'"
+        " AND last_seen <= now() - make_interval(secs => %s)"
+        " ORDER BY last_seen LIMIT 1 FOR UPDATE SKIP LOCKED", (quiet_seconds,)).fetchone()
+    return row[0] if row else None
+
+
+def study_objects(conn: psycopg.Connection, study_uid: str) -> list[Collected]:
+    rows = conn.execute("SELECT collected FROM toshiba_object WHERE study_instance_uid = %s"
+                        " ORDER BY received_at, sop_instance_uid", (study_uid,)).fetchall()
+    return [Collected.model_validate(r[0]) for r in rows]
+
+
+def stored_sources(conn: psycopg.Connection, study_uid: str) -> list[tuple[str, str]]:
+    return [(r, s) for r, s in conn.execute(
+        "SELECT route, sop_instance_uid FROM source_object WHERE study_instance_uid = %s", (study_uid,))]
+
+
+def built_uids(conn: psycopg.Connection, study_uid: str) -> set[str]:
+    row = conn.execute("SELECT built_sop_instance_uids FROM toshiba_study WHERE study_instance_uid = %s",
+                       (study_uid,)).fetchone()
+    return set(row[0]) if row else set()
+
+
+def mark(conn: psycopg.Connection, study_uid: str, status: str, reason: str,
+         built_uid: Optional[str] = None) -> None:
+    conn.execute(
+        "UPDATE toshiba_study SET status = %s, reason = %s, builds = builds + 1,"
+        " built_at = CASE WHEN %s = 'built' THEN now() ELSE built_at END,"
+        " built_sop_instance_uids = CASE WHEN %s::text IS NULL OR %s::text = ANY(built_sop_instance_uids)"
+        "   THEN built_sop_instance_uids ELSE built_sop_instance_uids || %s::text END"
+        " WHERE study_instance_uid = %s",
+        (status, reason, status, built_uid, built_uid, built_uid, study_uid))

@@ -1,0 +1,35 @@
+"""The object ledger: how every ingested object ended (stored, ignored, failed, with reason)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import psycopg
+
+
+def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: str,
+                   reason: Optional[str] = None, route: Optional[str] = None,
+                   sop_instance_uid: Optional[str] = None, study_instance_uid: Optional[str] = None) -> None:
+    """Upsert the object's ledger row. A stored object is never marked ignored or failed later
+    (a re-delivery that fails after the commit must not hide the stored study)."""
+    conn.execute(
+        """
+        INSERT INTO object_ledger AS l (path, status, stage, reason, route, sop_instance_uid,
+                                        study_instance_uid)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (path) DO UPDATE SET
+            status = EXCLUDED.status, stage = EXCLUDED.stage, reason = EXCLUDED.reason,
+            route = COALESCE(EXCLUDED.route, l.route),
+            sop_instance_uid = COALESCE(EXCLUDED.sop_instance_uid, l.sop_instance_uid),
+            study_instance_uid = COALESCE(EXCLUDED.study_instance_uid, l.study_instance_uid),
+            updated_at = now()
+        WHERE l.status <> 'stored' OR EXCLUDED.status = 'stored'
+        """,
+        (path, status, stage, reason, route, sop_instance_uid, study_instance_uid),
+    )
+
+
+def ledger_totals(conn: psycopg.Connection) -> dict[str, int]:
+    totals = {"stored": 0, "ignored": 0, "failed": 0}
+    for status, n in conn.execute("SELECT status, count(*) FROM object_ledger GROUP BY status"):
+        totals[status] = n
+    return totals
