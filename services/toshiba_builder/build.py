@@ -129,7 +129,7 @@ def build_report(screen: DoseScreen, samples: Sequence[HeaderSample], study_head
     chosen = match_rows(screen.rows, samples)
     events = [_event(row, sample, uid, default_phantom)
               for row, sample, uid in zip(screen.rows, chosen, _event_uids(study_uid, screen.rows))]
-    warnings: list[str] = []
+    warnings: list[str] = list(screen.warnings)
     matchable = any(s.dlp_mGycm is not None for s in samples)
     for index, (row, sample) in enumerate(zip(screen.rows, chosen), 1):
         if sample is None and matchable and row.acquisition_type != LOCALIZER:

@@ -91,6 +91,11 @@ class DoseScreen(_Model):
     dlp_body_mGycm: Optional[float] = None  # (Body): subtotal
     dlp_unassigned_mGycm: Optional[float] = None  # a total printed with no phantom (Eff. DLP, GE)
     total_decimals: int = 1
+    # CTDIvol printed beside the DLP totals, per phantom: only checked against the rows, as its
+    # meaning (sum or maximum of the rows) differs between screens.
+    ctdivol_head_mGy: Optional[float] = None
+    ctdivol_body_mGy: Optional[float] = None
+    warnings: list[str] = Field(default_factory=list)
     # Filled by read_summary: which objects this screen was read from.
     series_instance_uid: Optional[str] = None
     page_sop_instance_uids: list[str] = Field(default_factory=list)
@@ -114,11 +119,16 @@ class DoseScreen(_Model):
         return None
 
     def dose_key(self) -> tuple:
-        """Everything dose-bearing, for comparing two OCR readings (protocol text excluded:
-        OCR spacing in free text differs between readings without changing any dose)."""
-        rows = tuple((r.acquisition_type, r.ctdivol_mGy, r.dlp_mGycm, r.phantom, r.start_position_mm,
-                      r.end_position_mm, r.exposure_time_s) for r in self.rows)
+        """The dose record proper, for comparing two OCR readings: events, their type, CTDIvol,
+        DLP and phantom, and the totals."""
+        rows = tuple((r.acquisition_type, r.ctdivol_mGy, r.dlp_mGycm, r.phantom) for r in self.rows)
         return rows, self.dlp_head_mGycm, self.dlp_body_mGycm, self.dlp_unassigned_mGycm
+
+    def full_key(self) -> tuple:
+        """The dose record and the secondary values (scan range, exposure time); protocol text
+        is left out, its OCR spacing differs between readings without changing any value."""
+        return self.dose_key(), tuple((r.start_position_mm, r.end_position_mm, r.exposure_time_s)
+                                      for r in self.rows)
 
 
 # --- Which objects are dose pages ----------------------------------------------------------------
@@ -220,7 +230,10 @@ class Preparation:
     blur_px: float
 
 
-PREPARATIONS: tuple[Preparation, ...] = (Preparation(2.0, 1.0), Preparation(1.5, 1.0), Preparation(2.5, 1.0))
+PREPARATIONS: tuple[Preparation, ...] = (Preparation(2.0, 1.0), Preparation(3.0, 1.5), Preparation(1.5, 1.0))
+# Characters a dose screen prints. Keeping the engine to these stops it "recognising" digits as
+# look-alike symbols (@ for 0, } for ), | for 1), which measurably cut misread numbers.
+CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.:()<>/%+-[]_ "
 TESSERACT = os.environ.get("DOSEFLOW_TESSERACT", "tesseract")
 OCR_TIMEOUT_S = 120
 
@@ -275,7 +288,8 @@ def ocr_image(image) -> str:
     env = dict(os.environ)
     env.setdefault("OMP_THREAD_LIMIT", "1")  # several workers share the CPUs; threads only contend
     try:
-        done = subprocess.run([TESSERACT, "stdin", "stdout", "--psm", "6", "-l", "eng"],
+        done = subprocess.run([TESSERACT, "stdin", "stdout", "--psm", "6", "-l", "eng",
+                               "-c", f"tessedit_char_whitelist={CHARACTERS}"],
                               input=buffer.getvalue(), capture_output=True, timeout=OCR_TIMEOUT_S,
                               env=env, check=False)
     except FileNotFoundError as exc:
@@ -293,13 +307,18 @@ def read_screen_text(ds: Dataset, prep: Preparation = PREPARATIONS[0]) -> str:
     return "\n".join(ocr_image(image) for image in page_images(ds, prep))
 
 
-def read_summary(summary: DoseSummary, preparations: Sequence[Preparation] = PREPARATIONS) -> DoseScreen:
-    """OCR and parse one summary, page texts joined in page order.
+SECONDARY_FIELDS = (("start_position_mm", "end_position_mm"), ("exposure_time_s",))
 
-    The first two preparations are read; when they agree on every dose value (rows and totals)
-    that reading stands. Otherwise each further preparation is read until two readings agree.
-    A reading that does not parse or fails the cross-check does not vote. No two agreeing
-    readings is a Failed naming what was read."""
+
+def read_summary(summary: DoseSummary, preparations: Sequence[Preparation] = PREPARATIONS) -> DoseScreen:
+    """OCR and parse one summary (page texts joined in page order) until two readings agree.
+
+    Readings come from different image preparations, so they do not share every mistake. Two
+    readings that agree on every value end the search. Otherwise, once every preparation has
+    been read, the dose record (events, type, CTDIvol, DLP, phantom, totals) must be the same in
+    at least two readings, or the summary fails; a secondary value (scan range, exposure time)
+    on which no two of those readings agree is left empty, with a warning. A reading that does
+    not parse or fails the cross-check does not vote."""
     readings: list[DoseScreen] = []
     problems: list[str] = []
     for prep in preparations:
@@ -309,16 +328,37 @@ def read_summary(summary: DoseSummary, preparations: Sequence[Preparation] = PRE
         except Failed as exc:
             problems.append(f"x{prep.scale:g}: {exc.reason}")
             continue
-        for earlier in readings:
-            if earlier.dose_key() == screen.dose_key():
-                return _with_pages(earlier, summary)
+        if any(earlier.full_key() == screen.full_key() for earlier in readings):
+            return _with_pages(screen, summary)
         readings.append(screen)
     where = f"dose summary in series {summary.series_instance_uid}"
     if not readings:
         raise Failed(f"{where}: no OCR reading parsed: " + "; ".join(problems))
+    for screen in readings:
+        agreeing = [r for r in readings if r.dose_key() == screen.dose_key()]
+        if len(agreeing) >= 2:
+            return _with_pages(_settle_secondary(agreeing), summary)
     described = " vs ".join(_describe(r) for r in readings)
     raise Failed(f"{where}: OCR readings disagree ({described})"
                  + (f"; unparsed: {'; '.join(problems)}" if problems else ""))
+
+
+def _settle_secondary(readings: list[DoseScreen]) -> DoseScreen:
+    """The first reading, each secondary value kept only where two readings agree on it."""
+    result = readings[0].model_copy(deep=True)
+    for index, row in enumerate(result.rows):
+        for fields in SECONDARY_FIELDS:
+            votes = [tuple(getattr(r.rows[index], f) for f in fields) for r in readings]
+            agreed = next((v for v in votes if votes.count(v) >= 2), None)
+            if agreed is None:
+                for f in fields:
+                    setattr(row, f, None)
+                result.warnings.append(f"dose screen row {index + 1} ({row.scan_type.title()}): "
+                                       f"{' and '.join(fields)} read differently each time; left empty")
+            else:
+                for f, v in zip(fields, agreed):
+                    setattr(row, f, v)
+    return result
 
 
 def _describe(screen: DoseScreen) -> str:
@@ -359,6 +399,7 @@ def merge_screens(screens: Sequence[DoseScreen]) -> DoseScreen:
         dlp_body_mGycm=add([s.dlp_body_mGycm for s in screens]),
         dlp_unassigned_mGycm=add([s.dlp_unassigned_mGycm for s in screens]),
         total_decimals=max(s.total_decimals for s in screens),
+        warnings=[w for s in screens for w in s.warnings],
         series_instance_uid=screens[0].series_instance_uid,
         page_sop_instance_uids=[u for s in screens for u in s.page_sop_instance_uids],
         page_sop_class_uids=[u for s in screens for u in s.page_sop_class_uids],
@@ -373,15 +414,16 @@ def merge_screens(screens: Sequence[DoseScreen]) -> DoseScreen:
 # The suffix is glued only when no ':' follows: "(Head): 58.3 (Body): -" is a label, not a suffix.
 _PHANTOM_TEXT = r"[({\[]\s*(?P<ph>H\s*E\s*A\s*D|B\s*[O0Q]\s*D\s*[YV])\s*[)}\]]?+(?!\s*[:;])"
 _PHANTOM_GLUE = re.compile(r"(\d)\s*" + _PHANTOM_TEXT)
-_DIGITISH = re.compile(r"^([+-]?)([0-9OQDIL|]*[0-9][0-9OQDIL|]*(?:\.[0-9OQDIL|]+)?)(\((?:HEAD|BODY)\))?$")
+_DIGITISH = re.compile(r"^([+-]?)([0-9OIL|]*[0-9][0-9OIL|]*(?:\.[0-9OIL|]+)?)(\((?:HEAD|BODY)\))?$")
 _VALUE = re.compile(r"^(?P<num>[+-]?\d+(?:\.\d+)?)(?:\((?P<ph>HEAD|BODY)\))?$")
 
 
 def _normalise_line(line: str) -> str:
     s = line.upper().replace("\u2014", "-").replace("\u2013", "-").replace("\u2212", "-")
-    s = re.sub(r"(\d)\s*[.,]\s+(\d)", r"\1.\2", s)  # "352. 6" -> "352.6"
+    s = re.sub(r"(\d)(?:\s+[.,]\s*|[.,]\s+)(\d)", r"\1.\2", s)  # "352. 6", "392 .3" -> "352.6", "392.3"
     s = re.sub(r"(\d),(\d)", r"\1.\2", s)  # "12,4" -> "12.4": no screen prints thousands separators
     s = re.sub(r"(^|\s)([+-])\s+(\d)", r"\1\2\3", s)  # "- 40.50" -> "-40.50"
+    s = re.sub(r":(?=\S)", ": ", s)  # "(Head):11O2.4": the value is a token of its own
     s = _PHANTOM_GLUE.sub(lambda m: f"{m.group(1)}({'HEAD' if m.group('ph')[0] == 'H' else 'BODY'})", s)
     return " ".join(_fix_digits(tok) for tok in s.split())
 
@@ -390,7 +432,7 @@ def _fix_digits(token: str) -> str:
     m = _DIGITISH.match(token)
     if not m:
         return token
-    body = m.group(2).translate(str.maketrans({"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "|": "1"}))
+    body = m.group(2).translate(str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1"}))
     return m.group(1) + body + (m.group(3) or "")
 
 
@@ -411,21 +453,30 @@ def _edit_distance(a: str, b: str) -> int:
 def scan_type_of(word: str) -> Optional[str]:
     """The scan-type word a row starts with, tolerating OCR slips: letters only up to the first
     other character ("Scanoscope[2]", "Helical_CT"), digits read back as letters, and one wrong
-    letter in words of six or more letters (HELLCAL, SCANOSC0PE), or a word the OCR cut after
-    at least five letters ("SCANOSC OPE")."""
-    word = word.upper().translate(str.maketrans({"0": "O", "1": "I", "5": "S"}))
+    letter in words of six or more letters (HELLCAL, SCANOSC0PE), I and L taken as one letter,
+    or a word the OCR cut after at least five letters ("SCANOSC OPE")."""
+    word = word.upper().translate(str.maketrans({"0": "O", "1": "I", "5": "S", "|": "I"}))
     letters = re.match(r"[A-Z]+", word)
     if not letters:
         return None
     candidate = letters.group(0)
     if candidate in SCAN_TYPES:
         return candidate
+    folded = _fold(candidate)
     for known in SCAN_TYPES:
-        if len(known) >= 6 and abs(len(candidate) - len(known)) <= 1 and _edit_distance(candidate, known) <= 1:
+        target = _fold(known)
+        if folded == target:
             return known
-        if len(candidate) >= 5 and known.startswith(candidate):  # "SCANOSC OPE" split by the OCR
+        if len(known) >= 6 and abs(len(folded) - len(target)) <= 1 and _edit_distance(folded, target) <= 1:
+            return known
+        if len(candidate) >= 5 and target.startswith(folded):  # "SCANOSC OPE" split by the OCR
             return known
     return None
+
+
+def _fold(word: str) -> str:
+    """I and L are one letter to the OCR of small screen fonts (HeIicaI, DYNAMLC)."""
+    return word.replace("L", "I")
 
 
 # Column labels of the detail tables (spec §2.5), most specific first. Dose labels tolerate the
@@ -464,7 +515,7 @@ def _columns(line: str) -> list[str]:
     return [name for _, _, name in sorted(found)]
 
 
-_SECTION = re.compile(r"<+\s*([A-Z/ ]+?)\s*>+")
+_SECTION = re.compile(r"<+\s*([^<>]+?)\s*>+")
 _PROTOCOL = re.compile(r"^(\d{1,2})\s*[.,]\s*(?=\S*[A-Z])(.*)$")
 
 
@@ -505,6 +556,7 @@ def parse_dose_screen(screen_text: str) -> DoseScreen:
     else:
         screen = _parse_toshiba(lines)
     cross_check(screen)
+    screen.warnings.extend(ctdivol_consistency(screen))
     return screen
 
 
@@ -512,6 +564,7 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
     section = None
     totals: dict[str, list[tuple[float, int]]] = {"head": [], "body": [], "none": []}
     eff_totals: dict[str, list[tuple[float, int]]] = {"head": [], "body": [], "none": []}
+    ctdivol_totals: dict[str, list[tuple[float, int]]] = {"head": [], "body": [], "none": []}
     groups: list[_Group] = []
     headers: list[list[str]] = []
     headers_closed = False  # a header line after rows starts a new table
@@ -524,7 +577,7 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
             headers, headers_closed, protocol, block = [], False, None, None
             continue
         if section == "dose":
-            _read_total_line(line, totals, eff_totals)
+            _read_total_line(line, totals, eff_totals, ctdivol_totals)
             continue
         if section != "detail":
             continue
@@ -553,16 +606,23 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
     screen = DoseScreen(rows=rows)
     chosen = totals if any(totals.values()) else eff_totals
     _set_totals(screen, chosen)
+    if ctdivol_totals["head"]:
+        screen.ctdivol_head_mGy = ctdivol_totals["head"][-1][0]
+    if ctdivol_totals["body"]:
+        screen.ctdivol_body_mGy = ctdivol_totals["body"][-1][0]
     return screen
 
 
-def _read_total_line(line: str, totals: dict, eff_totals: dict) -> None:
-    """A DLP line of <<Dose Information>>: `DLP(mGycm) (Head): 45.2 (Body): -`, or
-    `Eff. DLP (mGycm) : 349.7`. CTDIvol lines are read past (their totals are not used)."""
-    label = re.search(rf"(EFF\s*\.?\s*)?(TOTAL\s+)?D{_I}P(?!\s*A{_I}R)", line)
-    if not label or re.search(rf"CTD{_I}", line[: label.start()]):
+def _read_total_line(line: str, totals: dict, eff_totals: dict, ctdivol_totals: dict) -> None:
+    """A total line of <<Dose Information>>: `DLP(mGycm) (Head): 45.2 (Body): -`,
+    `Eff. DLP (mGycm) : 349.7`, or the same for CTDIvol."""
+    label = re.search(rf"(EFF\s*\.?\s*)?(TOTAL\s+)?(?:(?P<ctdi>CTD{_I}\s*VO{_I})|D{_I}P(?!\s*A{_I}R))", line)
+    if not label:
         return
-    target = eff_totals if label.group(1) else totals
+    if label.group("ctdi"):
+        target = ctdivol_totals
+    else:
+        target = eff_totals if label.group(1) else totals
     rest = line[label.end():]
     by_phantom = list(re.finditer(r"\(\s*(HEAD|BODY)\s*\)\s*[:.;]*\s*(\S+)", rest))
     if by_phantom:
@@ -607,8 +667,11 @@ def _row_of(group: _Group) -> ScreenRow:
             values.setdefault(name, token)
     row = ScreenRow(scan_type=group.scan_type, acquisition_type=SCAN_TYPES[group.scan_type],
                     protocol=group.protocol, block=group.block)
-    ctdivol = values.get("ctdivol") or values.get("eff_ctdivol")
-    dlp = values.get("dlp") or values.get("eff_dlp")
+    # "Eff." values stand in only on screens that print no plain CTDIvol/DLP column: where both
+    # are printed they are different quantities.
+    labels = {name for header in group.headers for name in header}
+    ctdivol = values.get("ctdivol") if "ctdivol" in labels or "eff_ctdivol" not in labels else values.get("eff_ctdivol")
+    dlp = values.get("dlp") if "dlp" in labels or "eff_dlp" not in labels else values.get("eff_dlp")
     decimals = []
     phantoms = []
     for name, token in (("ctdivol_mGy", ctdivol), ("dlp_mGycm", dlp)):
@@ -637,8 +700,8 @@ def _by_columns(tokens: list[str], header: list[str]) -> Optional[dict[str, str]
         m = _VALUE.match(token)
         if m and m.group("ph") and name not in _DOSE_COLUMNS:
             return None  # a dose value under a non-dose label: the columns do not line up
-        if name in ("start", "end") and not (m and "." in m.group("num")):
-            return None
+        if name in ("start", "end") and not re.fullmatch(r"[+-]\d+\.\d+", token):
+            return None  # table positions are printed signed; an unsigned one lost its sign
     return placed
 
 
@@ -646,8 +709,8 @@ def _by_form(tokens: list[str], header: list[str]) -> dict[str, str]:
     placed: dict[str, str] = {}
     doses = [t for t in tokens if (m := _VALUE.match(t)) and m.group("ph")]
     dose_columns = [c for c in header if c in ("ctdivol", "dlp", "eff_ctdivol", "eff_dlp")] or ["ctdivol", "dlp"]
-    for name, token in zip(dose_columns, doses):
-        placed[name] = token
+    if len(doses) == len(dose_columns):  # one suffix lost to the OCR: which value is which is a guess
+        placed.update(zip(dose_columns, doses))
     positions = [t for t in tokens if re.fullmatch(r"[+-]\d+\.\d+", t)]
     if len(positions) == 2 and ("start" in header or not header):
         placed["start"], placed["end"] = positions
@@ -710,12 +773,14 @@ def _tolerance(row_decimals: Sequence[int], total_decimals: int) -> float:
 
 def cross_check(screen: DoseScreen) -> None:
     """The rows' DLP must add up to the screen's total, per phantom when the screen gives
-    subtotals per phantom. A screen with no total, or a dose row with no DLP, fails."""
+    subtotals per phantom. A screen with no total, or a row other than a localizer without
+    CTDIvol or DLP, fails."""
     if screen.total_dlp_mGycm is None:
         raise Failed("dose screen: no DLP total read (<<Dose Information>> DLP line or 'Total Exam DLP')")
     for index, row in enumerate(screen.rows, 1):
-        if row.acquisition_type != LOCALIZER and row.dlp_mGycm is None:
-            raise Failed(f"dose screen row {index} ({row.scan_type.title()}): no DLP read")
+        if row.acquisition_type != LOCALIZER and (row.dlp_mGycm is None or row.ctdivol_mGy is None):
+            missing = " and ".join(n for n, v in (("CTDIvol", row.ctdivol_mGy), ("DLP", row.dlp_mGycm)) if v is None)
+            raise Failed(f"dose screen row {index} ({row.scan_type.title()}): no {missing} read")
     dosed = [r for r in screen.rows if r.dlp_mGycm is not None]
     if screen.dlp_head_mGycm is None and screen.dlp_body_mGycm is None:
         _compare("all rows", dosed, screen.dlp_unassigned_mGycm, screen.total_decimals)
@@ -729,6 +794,24 @@ def cross_check(screen: DoseScreen) -> None:
     stray = [r for r in dosed if r.phantom is None and only is None]
     if stray:
         raise Failed(f"dose screen: {len(stray)} row(s) with no phantom on a screen with head and body totals")
+
+
+def ctdivol_consistency(screen: DoseScreen) -> list[str]:
+    """Warnings when the CTDIvol printed with the totals is neither the sum nor the maximum of
+    the rows' CTDIvol of that phantom (screens print one or the other): a row's CTDIvol may be
+    misread, and nothing else on the screen checks it."""
+    warnings = []
+    only = "head16" if screen.ctdivol_body_mGy is None else "body32" if screen.ctdivol_head_mGy is None else None
+    for phantom, stated in (("head16", screen.ctdivol_head_mGy), ("body32", screen.ctdivol_body_mGy)):
+        values = [r.ctdivol_mGy for r in screen.rows
+                  if r.ctdivol_mGy is not None and (r.phantom or only) == phantom]
+        if stated is None or not values:
+            continue
+        tolerance = _tolerance([r.dose_decimals for r in screen.rows if r.ctdivol_mGy is not None], 1)
+        if abs(sum(values) - stated) > tolerance and abs(max(values) - stated) > 0.05 + 1e-6:
+            warnings.append(f"dose screen: CTDIvol {stated} mGy printed with the {phantom[:4]} totals is neither "
+                            f"the sum nor the maximum of the rows' CTDIvol {values}: a CTDIvol may be misread")
+    return warnings
 
 
 def _compare(what: str, rows: list[ScreenRow], total: Optional[float], total_decimals: int) -> None:
