@@ -217,3 +217,17 @@ def test_a_verification_echo_succeeds(receiver):
         assert assoc.send_c_echo().Status == 0x0000
     finally:
         assoc.release()
+
+
+def test_an_unreachable_broker_fails_the_announcement_within_the_bounded_wait():
+    import time
+
+    from services.receiver.worker import Announcer
+
+    closed_port = free_port()  # nothing listens there
+    announcer = Announcer(f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F", 5, connect_within=1.0)
+    started = time.monotonic()
+    with pytest.raises(Exception):
+        announcer("/data/incoming/1.2/1.2.3.dcm")
+    assert time.monotonic() - started < 15  # not the 10-minute backoff of background producers
+    announcer.close()

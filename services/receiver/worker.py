@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 CONNECT_WITHIN_S = 20.0
 # How long SIGTERM waits for associations in progress before aborting them.
 DRAIN_S = 30.0
+# Heartbeats on the idle announcement connection (pika's heartbeat is 30 s).
+KEEPALIVE_S = 5.0
 
 
 class Announcer:
@@ -108,12 +110,19 @@ def run(settings, stop: Optional[threading.Event] = None) -> int:
     log.info("receiving as %s on port %d into %s (calling AEs: %s)", settings.receiver_ae_title,
              settings.receiver_port, root, ", ".join(settings.receiver_allowed_calling_aes) or "any")
     try:
-        while not stop.wait(5):
-            announcer.keepalive()
+        # Short waits: SIGTERM may land on a pynetdicom thread, and the main thread only runs
+        # the handler (which sets `stop`) when it wakes.
+        last_keepalive = time.monotonic()
+        while not stop.wait(0.5):
+            if time.monotonic() - last_keepalive >= KEEPALIVE_S:
+                announcer.keepalive()
+                last_keepalive = time.monotonic()
     finally:
         server.shutdown()  # stop accepting; associations in progress go on
         deadline = time.monotonic() + DRAIN_S
-        while ae.active_associations and time.monotonic() < deadline:
+        # Only established associations may be mid-C-STORE; a connection still negotiating
+        # (or a bare port probe) is aborted at once.
+        while any(a.is_established for a in ae.active_associations) and time.monotonic() < deadline:
             time.sleep(0.2)
         ae.shutdown()
         announcer.close()
