@@ -1,0 +1,133 @@
+"""The Toshiba builder behind the broker: legacy dose screens become real RDSRs, once."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+
+import psycopg
+import pytest
+
+from tests.conftest import CORPUS, assert_matches_expected, expected
+from tests.integration.conftest import doseflow, ledger, wait_until
+
+pytestmark = pytest.mark.integration
+
+CASE = "toshiba_cxl_cap_contrast"
+
+
+def case_files(case: str, tmp_path):
+    folder = CORPUS / "toshiba" / case
+    if not folder.is_dir():
+        pytest.fail(f"corpus case folder missing: {folder}")
+    target = tmp_path / "incoming" / case
+    shutil.copytree(folder, target)
+    return sorted(str(p) for p in target.glob("*.dcm"))
+
+
+@pytest.fixture
+def quick_env(doseflow_env, tmp_path):
+    return {**doseflow_env, "DOSEFLOW_TOSHIBA_QUIET_SECONDS": "2",
+            "DOSEFLOW_TOSHIBA_OUTPUT_DIR": str(tmp_path / "built")}
+
+
+def toshiba_state(database_url, uid):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT status, builds, reason FROM toshiba_study WHERE study_instance_uid = %s",
+                            (uid,)).fetchone()
+
+
+def stored(env, uid):
+    return json.loads(doseflow(env, "studies", "--json", "--study", uid).stdout)
+
+
+def test_two_builders_build_a_published_legacy_study_once_with_the_expected_values(
+        workers, quick_env, database_url, tmp_path):
+    files = case_files(CASE, tmp_path)
+    uid = expected(CASE)["study_instance_uid"]
+    workers.env = quick_env
+    workers.start_pipeline()
+    workers.start("toshiba-builder")  # a second builder races for the same study
+    doseflow(quick_env, "publish", *files)
+    wait_until(lambda: stored(quick_env, uid), timeout=180, what="the built study")
+    [study] = stored(quick_env, uid)
+    assert_matches_expected(study, CASE)
+    # The builder commits its own bookkeeping just after the RDSR went on its way.
+    wait_until(lambda: (toshiba_state(database_url, uid) or ("",))[0] == "built", what="study marked built")
+    time.sleep(3)  # give the second builder every chance to build it again
+    assert toshiba_state(database_url, uid)[:2] == ("built", 1)
+    assert len(list((tmp_path / "built").rglob("*.dcm"))) == 1
+    outcomes = ledger(database_url)
+    for f in files:  # dose pages and CT images went into the RDSR; other objects are ignored, said why
+        assert outcomes[f][0] == ("ignored" if _kind(f) == "other" else "stored"), (f, outcomes[f])
+    assert len(json.loads(doseflow(quick_env, "studies", "--json").stdout)) == 1
+
+
+def test_a_builder_killed_mid_study_builds_it_once_with_all_objects_after_restart(
+        workers, quick_env, database_url, tmp_path):
+    files = case_files(CASE, tmp_path)
+    uid = expected(CASE)["study_instance_uid"]
+    env = {**quick_env, "DOSEFLOW_TOSHIBA_QUIET_SECONDS": "15"}
+    kept = [f for f in files if _kind(f) != "other"]
+    workers.env = env
+    for kind in ("classifier", "extractor", "writer"):
+        workers.start(kind)
+    builder = workers.start("toshiba-builder")
+    half = len(files) // 2
+    doseflow(env, "publish", *files[:half])
+    wait_until(lambda: _collected(database_url, uid) == len([f for f in files[:half] if f in kept]), timeout=60,
+               what="half the study collected")
+    os.kill(builder.pid, signal.SIGKILL)  # mid-study: collected, not yet quiet
+    builder.wait()
+    doseflow(env, "publish", *files[half:])
+    time.sleep(1)
+    workers.start("toshiba-builder")
+    wait_until(lambda: stored(env, uid), timeout=180, what="the built study")
+    [study] = stored(env, uid)
+    assert_matches_expected(study, CASE)
+    wait_until(lambda: (toshiba_state(database_url, uid) or ("",))[0] == "built", what="study marked built")
+    assert _collected(database_url, uid) == len(kept)
+    assert toshiba_state(database_url, uid)[:2] == ("built", 1)
+
+
+def test_a_legacy_study_without_a_dose_summary_fails_with_the_reason_and_is_replayable(
+        workers, quick_env, database_url, tmp_path):
+    files = case_files(CASE, tmp_path)
+    uid = expected(CASE)["study_instance_uid"]
+    images = [f for f in files if _kind(f) == "image"]
+    workers.env = quick_env
+    workers.start_pipeline()
+    doseflow(quick_env, "publish", *images)
+    wait_until(lambda: (toshiba_state(database_url, uid) or ("",))[0] == "failed", timeout=120,
+               what="the study recorded failed")
+    assert "no dose summary" in toshiba_state(database_url, uid)[2]
+    assert {ledger(database_url)[f][0] for f in images} == {"failed"}
+    assert stored(quick_env, uid) == []
+    letters = json.loads(doseflow(quick_env, "dead-letters", "list", "--json").stdout)
+    assert [l["queue"] for l in letters] == ["toshiba.collect"]
+    assert "no dose summary" in letters[0]["reason"]
+    # The summary arrives late: the study re-opens and is built with everything.
+    doseflow(quick_env, "publish", *[f for f in files if f not in images])
+    wait_until(lambda: stored(quick_env, uid), timeout=180, what="the built study")
+    assert_matches_expected(stored(quick_env, uid)[0], CASE)
+    wait_until(lambda: all(ledger(database_url)[f][0] == "stored" for f in files if _kind(f) != "other"),
+               what="every dose page and image stored")
+
+
+def _collected(database_url, uid) -> int:
+    with psycopg.connect(database_url) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM toshiba_object WHERE study_instance_uid = %s",
+                                (uid,)).fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+
+def _kind(path: str) -> str:
+    import pydicom
+
+    from services.toshiba_builder.study import collect
+
+    return collect(pydicom.dcmread(path, stop_before_pixels=True), path).kind
