@@ -149,6 +149,11 @@ def test_ocr_noise_in_digits_letters_spacing_and_brackets_reads_as_the_clean_scr
     assert parse_dose_screen(CX_SCREEN_NOISY).full_key() == parse_dose_screen(CX_SCREEN).full_key()
 
 
+def test_a_scan_type_word_the_ocr_split_in_pieces_still_starts_a_row():
+    screen = parse_dose_screen(CX_SCREEN.replace(" Scanoscope    40", " Sc anosc ope 40"))
+    assert [r.scan_type for r in screen.rows] == ["SCANOSCOPE", "HELICAL"]
+
+
 def test_three_row_layout_reads_dose_from_the_first_row_and_the_scan_range_from_the_second():
     screen = parse_dose_screen(CXL_SCREEN)
     assert [(r.ctdivol_mGy, r.dlp_mGycm) for r in screen.rows] == [

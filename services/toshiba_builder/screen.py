@@ -474,6 +474,21 @@ def scan_type_of(word: str) -> Optional[str]:
     return None
 
 
+def _leading_scan_type(tokens: list[str]) -> tuple[Optional[str], int]:
+    """The scan type a line starts with and how many tokens it takes: the OCR may split the
+    word ("Sc anosc ope"), so up to three leading all-letter pieces are tried joined, longest
+    first."""
+    for count in (3, 2, 1):
+        if len(tokens) < count or not all(t.isalpha() for t in tokens[: count - 1]):
+            continue
+        if count > 1 and not tokens[count - 1].isalpha():
+            continue
+        found = scan_type_of("".join(tokens[:count]))
+        if found:
+            return found, count
+    return None, 0
+
+
 def _fold(word: str) -> str:
     """I and L are one letter to the OCR of small screen fonts (HeIicaI, DYNAMLC)."""
     return word.replace("L", "I")
@@ -548,7 +563,7 @@ def parse_dose_screen(screen_text: str) -> DoseScreen:
     """Parse the OCR text of a dose summary (pages joined in order) and cross-check it.
 
     Raises Failed when no total or no acquisition row can be read, when a row other than a
-    localizer has no DLP, or when the rows' DLP do not add up to the total."""
+    localizer lacks CTDIvol or DLP, or when the rows' DLP do not add up to the total."""
     lines = [(_normalise_line(raw), raw.strip()) for raw in screen_text.splitlines()]
     lines = [(line, raw) for line, raw in lines if line]
     if any("TOTAL EXAM DLP" in line for line, _ in lines):
@@ -582,7 +597,7 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
         if section != "detail":
             continue
         tokens = line.split()
-        scan_type = scan_type_of(tokens[0])
+        scan_type, used = _leading_scan_type(tokens)
         protocol_match = None if scan_type else _PROTOCOL.match(line)
         columns = [] if scan_type or protocol_match else _columns(line)
         if protocol_match:
@@ -596,7 +611,7 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
             headers.append(columns)
         elif scan_type:
             headers_closed = True
-            groups.append(_Group(scan_type, [tokens[1:]], list(headers), protocol, block))
+            groups.append(_Group(scan_type, [tokens[used:]], list(headers), protocol, block))
         elif groups and headers_closed and (not headers or len(groups[-1].lines) < len(headers)):
             groups[-1].lines.append(tokens)
     if not groups:
