@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPORT_SCHEMA = 1
 
@@ -246,6 +246,18 @@ class DoseReport(_Model):
     # stored with what was readable, and the warning stays with it.
     warnings: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _no_negative_quantities(self) -> "DoseReport":
+        """A dose, time, voltage, current, mass or size below zero is not physical: it is
+        stored as absent, with a warning naming the field (angles, table positions and the
+        deviation index may be negative and are left alone)."""
+        for path, owner, name, value in _walk(self, ""):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0 \
+                    and name.endswith(NON_NEGATIVE_SUFFIXES):
+                object.__setattr__(owner, name, None)
+                self.warnings.append(f"{path}: {value} is negative, which is not physical; stored as absent")
+        return self
+
     def event_uids(self) -> list[str]:
         """Irradiation event UIDs of every section, in document order."""
         uids: list[str] = []
@@ -253,3 +265,26 @@ class DoseReport(_Model):
             if section is not None:
                 uids.extend(e.irradiation_event_uid for e in section.events if e.irradiation_event_uid)
         return uids
+
+
+NON_NEGATIVE_SUFFIXES = ("_mGy", "_Gy", "_Gym2", "_mGycm", "_mSv", "kvp", "_mA", "_uAs", "_ms", "_s", "_N",
+                         "_m2", "_kg", "_m", "_years", "thickness_min_mm", "thickness_max_mm",
+                         "collimation_mm", "scanning_length_mm", "pitch_factor", "_per_s",
+                         "number_of_pulses", "compression_thickness_mm", "distance_source_to_detector_mm",
+                         "distance_source_to_isocenter_mm", "collimated_field_height_mm",
+                         "collimated_field_width_mm", "half_value_layer_mm", "total_events",
+                         "total_radiographic_frames", "number_of_xray_sources")
+
+
+def _walk(model: BaseModel, prefix: str):
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _walk(value, path + ".")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _walk(item, f"{path}[{i}].")
+        else:
+            yield path, model, name, value

@@ -16,7 +16,9 @@ def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> Dos
     """The report of the file at `path` through `route`; raises Ignored or Failed."""
     if ds is None:
         ds = read_header(path)
-    report = extract(ds, route, options)
+    # Validated once more as a whole, as the writer will: values set piecemeal by an extractor
+    # get the model's checks (no negative doses) before anything is stored or sent.
+    report = DoseReport.model_validate(extract(ds, route, options).model_dump())
     if not report.study.study_instance_uid:
         raise Failed("no StudyInstanceUID (0020,000D): the report cannot be filed under a study")
     if not report.sources or not report.sources[0].sop_instance_uid:
