@@ -15,7 +15,8 @@ from typing import Iterable, Optional
 import psycopg
 
 from services.classifier.rules import RoutingRules
-from services.toshiba_builder.study import Collected, collect, finish, write_rdsr
+from services.toshiba_builder.screen import OcrUnavailable
+from services.toshiba_builder.study import Collected, Finished, collect, finish, write_rdsr
 from services.classifier.worker import classify_file, read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.worker import extract_file
@@ -126,7 +127,10 @@ def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], opti
     sources = [(route, sop) for route, sop, _ in rows]
     # RDSRs this builder wrote earlier lie in its output folder; any other RDSR is the scanner's.
     built_before = {sop for _, sop, path in rows if path and Path(path).is_relative_to(out_dir)}
-    done = finish(objects, sources, built_before, read_object)
+    try:
+        done = finish(objects, sources, built_before, read_object)
+    except OcrUnavailable as exc:  # a deployment fault: the study can be imported again once fixed
+        done = Finished(status="failed", reason=f"dose screen not read: {exc}")
     if done.status == "built":
         rdsr_path = str(write_rdsr(done.rdsr, out_dir))
         try:
