@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from typing import Optional
 
+import os
+
 import psycopg
+
+
+def storable_path(path: str) -> str:
+    """The path as database text: a file name that is not valid UTF-8 (bytes shown by Python
+    as surrogate escapes) is kept with its odd bytes written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: str,
@@ -24,7 +32,7 @@ def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: s
             updated_at = now()
         WHERE l.status <> 'stored' OR EXCLUDED.status = 'stored'
         """,
-        (path, status, stage, reason, route, sop_instance_uid, study_instance_uid),
+        (storable_path(path), status, stage, reason, route, sop_instance_uid, study_instance_uid),
     )
 
 

@@ -6,6 +6,7 @@ A body that does not decode (not JSON, wrong schema version, missing field) rais
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import uuid
 from typing import Literal, Optional, TypeVar
 
@@ -31,7 +32,10 @@ class Message(BaseModel):
     message_id: str = Field(default_factory=_id)
 
     def encode(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode("utf-8")
+        # ASCII JSON with \u escapes: a file name that is not valid UTF-8 (a Linux path decoded
+        # with surrogateescape) survives the trip and still opens the same file.
+        return json.dumps(self.model_dump(mode="json", by_alias=True), ensure_ascii=True,
+                          separators=(",", ":")).encode("ascii")
 
 
 class ObjectReceived(Message):
@@ -89,10 +93,11 @@ def decode(model: type[M], body: bytes) -> M:
             raise UndecodableMessage(f"not a valid {model.__name__}: body is not UTF-8 text "
                                      f"({exc.reason} at byte {exc.start})") from None
     try:
-        return model.model_validate_json(body)
+        return model.model_validate(json.loads(body))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise UndecodableMessage(f"not a valid {model.__name__} (schema {SCHEMA}): {where}: {first['msg']}") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UndecodableMessage(f"not a valid {model.__name__}: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        kind = "Invalid JSON: " if isinstance(exc, json.JSONDecodeError) else ""
+        raise UndecodableMessage(f"not a valid {model.__name__}: {kind}{exc}") from None

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from services.writer import tables
 from shared.assembly import assemble
-from shared.ledger import record_outcome
+from shared.ledger import record_outcome, storable_path
 from shared.report import DoseReport
 
 
@@ -30,7 +30,7 @@ def store_report(conn: psycopg.Connection, report: DoseReport, path: str) -> boo
         new = conn.execute(
             "INSERT INTO source_object (sop_instance_uid, study_instance_uid, route, sop_class_uid, path, report)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING 1",
-            (source.sop_instance_uid, uid, source.route, source.sop_class_uid, path,
+            (source.sop_instance_uid, uid, source.route, source.sop_class_uid, storable_path(path),
              Jsonb(report.model_dump(mode="json"))),
         ).fetchone() is not None
         if new:
