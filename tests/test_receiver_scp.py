@@ -48,8 +48,9 @@ def test_the_hash_of_a_malformed_uid_is_stable_and_distinct():
     assert name_for_uid("abc") != name_for_uid("abd")
 
 
-def test_a_missing_study_uid_gets_a_readable_folder_name():
-    assert name_for_uid(None) == name_for_uid("") == "no-study-uid"
+def test_a_missing_study_uid_gets_a_readable_folder_name(tmp_path):
+    assert object_path(tmp_path, None, "1.2.3") == tmp_path / "no-study-uid" / "1.2.3.dcm"
+    assert object_path(tmp_path, "", "1.2.3") == tmp_path / "no-study-uid" / "1.2.3.dcm"
 
 
 def test_the_object_path_is_root_study_sop_dcm_and_stays_under_the_root(tmp_path):
@@ -231,3 +232,23 @@ def test_an_unreachable_broker_fails_the_announcement_within_the_bounded_wait():
         announcer("/data/incoming/1.2/1.2.3.dcm")
     assert time.monotonic() - started < 15  # not the 10-minute backoff of background producers
     announcer.close()
+
+
+
+def test_a_data_set_that_does_not_decode_answers_cannot_understand(tmp_path):
+    # pynetdicom's SCU will not send an undecodable data set, so the handler gets the event
+    # pynetdicom would hand it, with a data set whose decoding fails.
+    from types import SimpleNamespace
+
+    class Undecodable:
+        def get(self, keyword):
+            raise EOFError("unexpected end of data set")
+
+    event = SimpleNamespace(
+        request=SimpleNamespace(AffectedSOPClassUID=XRayRadiationDoseSRStorage, AffectedSOPInstanceUID="1.2.3"),
+        assoc=SimpleNamespace(requestor=SimpleNamespace(ae_title="MODALITY")),
+        dataset=Undecodable(), encoded_dataset=lambda include_meta=True: b"never written")
+    announced = []
+    status = scp.StoreHandler(tmp_path / "incoming", announced.append)(event)
+    assert status == scp.CANNOT_UNDERSTAND == 0xC000
+    assert announced == [] and not (tmp_path / "incoming").exists()

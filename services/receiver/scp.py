@@ -72,19 +72,20 @@ _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 NO_STUDY_UID = "no-study-uid"
 
 
-def name_for_uid(uid: Optional[str]) -> str:
+def name_for_uid(uid: Optional[str], missing: str = "no-uid") -> str:
     """A safe file-system name for a UID: the UID itself when it is a well-formed UID, else a
-    hash of it (a malformed or hostile value never becomes a path component)."""
+    hash of it (a malformed or hostile value never becomes a path component); `missing` when
+    there is none."""
     if uid and len(uid) <= 64 and _UID.fullmatch(uid):
         return uid
     if not uid:
-        return NO_STUDY_UID
+        return missing
     return "x" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
 def object_path(root: Path, study_instance_uid: Optional[str], sop_instance_uid: str) -> Path:
     """`<root>/<StudyInstanceUID>/<SOPInstanceUID>.dcm`, each part made safe."""
-    return Path(root) / name_for_uid(study_instance_uid) / (name_for_uid(sop_instance_uid) + ".dcm")
+    return Path(root) / name_for_uid(study_instance_uid, NO_STUDY_UID) / (name_for_uid(sop_instance_uid) + ".dcm")
 
 
 def write_atomically(path: Path, data: bytes) -> None:
