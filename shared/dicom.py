@@ -11,6 +11,7 @@ from typing import Optional
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
 
 # SOP classes doseflow knows (PS3.4 Annex B).
 XRAY_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
@@ -31,11 +32,13 @@ class UnreadableObject(Exception):
     """The file is not a DICOM object pydicom can read (truncated, empty, not DICOM)."""
 
 
-def read_object(path: str, *, header_only: bool = False) -> Dataset:
-    """Read a DICOM file, read-only. `header_only` stops before pixel data (the classifier's
-    read: a 500 MB multi-frame image costs a few kB)."""
+def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
+    """Read a DICOM file, read-only. `header_only` stops before pixel data (a 500 MB multi-frame
+    image costs a few kB); `up_to_tag` stops at the first top-level element after that tag."""
     try:
         with open(path, "rb") as f:
+            if up_to_tag is not None:
+                return read_partial(f, stop_when=lambda tag, vr, length: tag > up_to_tag)
             return pydicom.dcmread(f, stop_before_pixels=header_only)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError,
             AttributeError, NotImplementedError, RecursionError) as exc:

@@ -17,8 +17,19 @@ from shared.paths import check_ingest_path
 log = logging.getLogger(__name__)
 
 
-def read_header(path: str) -> Dataset:
+# The routing rules and the ExtractRequest read nothing after an SR's root concept name
+# (0040,A043). The classifier stops there: the content tree is the extractor's to read, and
+# pydicom parses undefined-length sequences eagerly (180 ms for one RF dose report).
+ROUTING_HEADER_END = 0x0040A043
+
+
+def read_header(path: str, *, routing_only: bool = False) -> Dataset:
     try:
+        if routing_only:
+            ds = read_object(path, up_to_tag=ROUTING_HEADER_END)
+            if "SOPClassUID" in ds:
+                return ds
+            # Elements out of tag order, or no SOP class at all: read the whole header.
         return read_object(path, header_only=True)
     except FileNotFoundError:
         raise Failed("file not found (deleted or moved after it was published?)") from None
@@ -30,10 +41,12 @@ def read_header(path: str) -> Dataset:
         raise Failed(str(exc)) from None
 
 
-def classify_file(path: str, rules: RoutingRules, roots: list[str]) -> tuple[str, Dataset]:
-    """(route, header) for the file at `path`; raises Ignored or Failed."""
+def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
+                  routing_only: bool = False) -> tuple[str, Dataset]:
+    """(route, header) for the file at `path`; raises Ignored or Failed. `routing_only` reads
+    just the attributes routing needs (the header returned is then not enough to extract)."""
     real = check_ingest_path(path, roots)
-    ds = read_header(real)
+    ds = read_header(real, routing_only=routing_only)
     return classify(ds, rules), ds
 
 
@@ -51,7 +64,7 @@ def make_handler(rules: RoutingRules, roots: list[str]):
         except UndecodableMessage as exc:
             return Result(dead_letter_reason=str(exc))
         try:
-            route, ds = classify_file(msg.path, rules, roots)
+            route, ds = classify_file(msg.path, rules, roots, routing_only=True)
         except Ignored as exc:
             return Result([outcome(msg.path, "ignored", exc.reason)])
         except Failed as exc:
