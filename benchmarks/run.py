@@ -332,11 +332,15 @@ def table(results: dict, s: dict) -> str:
         row(f"(c) broker pipeline, {k} extractor{'s' if k > 1 else ''}", r["objects_per_s"],
             s.get("pipeline_ratio", {}).get(k), "; ".join(note))
     for r in results.get("pipeline", []):
-        cpu = ", ".join(f"{kind} {w['cpu_s'] / max(1, r['completed']) * 1e3:.1f}"
-                        for kind, w in r["workers"].items())
+        per = lambda seconds: seconds / max(1, r["completed"]) * 1e3
+        cpu = ", ".join(f"{kind} {per(w['cpu_s']):.1f}" for kind, w in r["workers"].items())
+        total = per(sum(w["cpu_s"] for w in r["workers"].values()) + r["postgres_backend_cpu_s"]
+                    + r["rabbitmq_cpu_s"])
+        # What the machine's cores could do if the pipeline had them to itself.
+        ceiling = f"; all {env['cores']} cores' worth: {env['cores'] * 1e3 / total:.1f} obj/s" if total > 0 else ""
         lines.append(f"    CPU ms/object with {r['extractors']} extractor(s): {cpu}, postgres backend "
-                     f"{r['postgres_backend_cpu_s'] / max(1, r['completed']) * 1e3:.1f}, rabbitmq (whole "
-                     f"server) {r['rabbitmq_cpu_s'] / max(1, r['completed']) * 1e3:.1f}")
+                     f"{per(r['postgres_backend_cpu_s']):.1f}, rabbitmq (whole server) "
+                     f"{per(r['rabbitmq_cpu_s']):.1f}; total {total:.1f}{ceiling}")
     if s.get("peak_rss_bytes"):
         peaks = ", ".join(f"{kind} {mb(v)}" for kind, v in sorted(s["peak_rss_bytes"].items()))
         lines.append(f"(d) peak RSS: {peaks}  (target <= 150 MB: "
