@@ -10,7 +10,6 @@ from typing import Optional
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 
 # SOP classes doseflow knows (PS3.4 Annex B).
@@ -35,14 +34,17 @@ class UnreadableObject(Exception):
 def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
     """Read a DICOM file, read-only. `header_only` stops before pixel data (a 500 MB multi-frame
     image costs a few kB); `up_to_tag` stops at the first top-level element after that tag."""
-    try:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:  # not found, a folder, no permission: the caller names those
+        try:
             if up_to_tag is not None:
                 return read_partial(f, stop_when=lambda tag, vr, length: tag > up_to_tag)
             return pydicom.dcmread(f, stop_before_pixels=header_only)
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError,
-            AttributeError, NotImplementedError, RecursionError) as exc:
-        raise UnreadableObject(f"not a readable DICOM object: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        except Exception as exc:  # noqa: BLE001
+            # Whatever the parser raises on these bytes is a fact about the file, not a fault of
+            # ours: InvalidDicomError, EOFError, OSError "No tag to read" (a file cut short),
+            # zlib.error (a Deflated transfer syntax over bytes that are not deflated),
+            # RecursionError (sequences nested too deep)... The object cannot be read.
+            raise UnreadableObject(f"not a readable DICOM object: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
 def text(ds: Dataset, keyword: str) -> Optional[str]:
