@@ -12,6 +12,9 @@ import math
 from typing import Iterable, NamedTuple, Optional
 
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from shared.outcome import Failed
 
 
 class Code(NamedTuple):
@@ -38,19 +41,47 @@ def _codes(concept) -> tuple[Code, ...]:
     return (concept,) if isinstance(concept, Code) else tuple(concept)
 
 
+def value(item: Optional[Dataset], keyword: str):
+    """The value of `keyword` in `item`; None when absent or when it cannot be decoded.
+
+    pydicom decodes an element when it is first read, so a malformed one (a value written
+    under the wrong VR, bytes of the wrong length for its VR, a sequence cut short) raises
+    there, wherever in the tree it sits. One unreadable value must not stop the report: it
+    counts as absent, and the reader of that concept says what is missing."""
+    if item is None:
+        return None
+    try:
+        return item.get(keyword)
+    except Exception:  # noqa: BLE001 - any decoding error of untrusted bytes
+        return None
+
+
+def _str(raw) -> str:
+    """Text of a value that may arrive as bytes (VR UN/OB) or multi-valued."""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).decode("latin-1", "replace")
+    elif isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+        raw = "\\".join(str(v) for v in raw)
+    return str(raw).strip().strip("\x00").strip()
+
+
 def code_of(seq_item: Optional[Dataset]) -> Optional[Code]:
     """The (scheme, value) of one code sequence item; long/URN code values count as the value."""
-    if seq_item is None:
+    if not isinstance(seq_item, Dataset):
         return None
-    value = seq_item.get("CodeValue") or seq_item.get("LongCodeValue") or seq_item.get("URNCodeValue")
-    if not value:
+    code = value(seq_item, "CodeValue") or value(seq_item, "LongCodeValue") or value(seq_item, "URNCodeValue")
+    if not code:
         return None
-    return Code(str(seq_item.get("CodingSchemeDesignator", "") or "").strip(), str(value).strip())
+    return Code(_str(value(seq_item, "CodingSchemeDesignator") or ""), _str(code))
 
 
 def _first(item: Dataset, keyword: str) -> Optional[Dataset]:
-    seq = item.get(keyword)
-    return seq[0] if seq else None
+    """The first item of a sequence; None when absent, empty, unreadable or not a sequence
+    (a sequence written under another VR reads as text or numbers)."""
+    seq = value(item, keyword)
+    if not isinstance(seq, (Sequence, list)) or not seq or not isinstance(seq[0], Dataset):
+        return None
+    return seq[0]
 
 
 def concept_name(item: Dataset) -> Optional[Code]:
@@ -62,7 +93,26 @@ def is_concept(item: Dataset, concept) -> bool:
 
 
 def children(item: Dataset) -> list[Dataset]:
-    return list(item.get("ContentSequence") or [])
+    """The content items under `item`. A ContentSequence that is present but cannot be read
+    fails the object: reading on without it would silently drop its events."""
+    try:
+        seq = item.get("ContentSequence")
+    except RecursionError:
+        raise Failed(f"SR content tree nested too deeply to read, under {_where(item)}") from None
+    except Exception as exc:  # noqa: BLE001 - any decoding error of untrusted bytes
+        raise Failed(f"SR content tree cannot be read: ContentSequence (0040,A730) under {_where(item)}: "
+                     f"{type(exc).__name__}: {str(exc)[:120]}") from None
+    if not seq:
+        return []
+    if not isinstance(seq, (Sequence, list)):
+        raise Failed(f"SR content tree cannot be read: ContentSequence (0040,A730) under {_where(item)} "
+                     "is not a sequence")
+    return [child for child in seq if isinstance(child, Dataset)]
+
+
+def _where(item: Dataset) -> str:
+    name = concept_name(item)
+    return f"concept {name.scheme} {name.value}" if name else "an item without a concept name"
 
 
 def find(item: Dataset, concept) -> Optional[Dataset]:
@@ -93,32 +143,25 @@ def coded_meaning(item: Optional[Dataset]) -> Optional[str]:
     code = _first(item, "ConceptCodeSequence")
     if code is None:
         return None
-    meaning = code.get("CodeMeaning")
-    return str(meaning).strip() or None if meaning is not None else None
+    meaning = value(code, "CodeMeaning")
+    return _str(meaning) or None if meaning is not None else None
 
 
 def text(item: Optional[Dataset]) -> Optional[str]:
-    if item is None:
-        return None
-    value = item.get("TextValue")
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
+    raw = value(item, "TextValue")
+    return None if raw is None else _str(raw) or None
 
 
 def uid(item: Optional[Dataset]) -> Optional[str]:
     """A UIDREF item's UID; some GE C-arms send the Device Observer UID as TEXT instead."""
-    if item is None:
-        return None
-    value = item.get("UID") or item.get("TextValue")
-    return str(value).strip() or None if value else None
+    raw = value(item, "UID") or value(item, "TextValue")
+    return _str(raw) or None if raw else None
 
 
 def datetime_value(item: Optional[Dataset]) -> Optional[str]:
     from shared.dicom import iso_datetime
 
-    return None if item is None else iso_datetime(item.get("DateTime"))
+    return iso_datetime(value(item, "DateTime"))
 
 
 class Measured(NamedTuple):
@@ -138,13 +181,13 @@ def measured(item: Optional[Dataset]) -> Measured:
     unit_value = unit.value if unit else None
     try:
         raw = mv.get("NumericValue")
-    except (ValueError, TypeError, OverflowError) as exc:
-        # pydicom raises here instead of keeping the text when validation is strict.
+    except Exception as exc:  # noqa: BLE001
+        # pydicom raises here instead of keeping the text when validation is strict, or when
+        # the value's bytes do not fit its VR.
         return Measured(None, unit_value, f"not a number ({str(exc)[:60]})")
     values = _floats(raw)
     if values is None:
-        return Measured(None, unit_value, f"not a number: {str(mv['NumericValue'].value)[:40]!r}"
-                        if "NumericValue" in mv else "no numeric value")
+        return Measured(None, unit_value, f"not a number: {_str(raw)[:40]!r}")
     if not values:
         return Measured(None, unit_value, "empty numeric value")
     return Measured(values[0], unit_value, None)
@@ -155,7 +198,7 @@ def measured_all(item: Optional[Dataset]) -> list[float]:
     if item is None:
         return []
     mv = _first(item, "MeasuredValueSequence")
-    return (_floats(mv.get("NumericValue")) or []) if mv is not None else []
+    return (_floats(value(mv, "NumericValue")) or []) if mv is not None else []
 
 
 def _floats(raw) -> Optional[list[float]]:

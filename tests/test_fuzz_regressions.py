@@ -3,16 +3,25 @@ it must now end as a report (the unreadable value None, with a warning where the
 the concept) or as `Failed` with a reason — never as another exception."""
 from __future__ import annotations
 
+import io
 import warnings
 
 import pydicom
 import pytest
+from pydicom.tag import Tag
 
 from services.classifier.rules import RoutingRules
 from services.classifier.worker import classify_file
+from services.extractors.routes import extract
+from services.extractors.worker import extract_file
+from shared import sr
 from shared.outcome import Failed
 from tests import fuzz
 from tests.conftest import corpus_file
+
+CT_RDSR = "CT-RDSR-Siemens-Continued-1.dcm"
+DEVICE_OBSERVER_UID_ITEM = 2  # root ContentSequence item DCM 121012 of CT_RDSR
+FIRST_ACQUISITION_ITEM = 12  # root ContentSequence item DCM 113819 of CT_RDSR
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +30,15 @@ def _quiet_pydicom():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def _reread(ds) -> pydicom.Dataset:
+    """Through bytes, as a worker would read the file."""
+    return pydicom.dcmread(io.BytesIO(fuzz.encode(ds)))
+
+
+def _ct_rdsr():
+    return pydicom.dcmread(corpus_file(CT_RDSR))
 
 
 def _written(tmp_path, data: bytes):
@@ -46,3 +64,87 @@ def test_a_deflated_transfer_syntax_over_bytes_that_are_not_deflated_fails_as_un
                                         "1.2.840.10008.1.2.1.99")
     with pytest.raises(Failed, match="not a readable DICOM object: error"):
         classify_file(_written(tmp_path, data), RoutingRules(), roots=[])
+
+
+# --- reading the SR content tree ---------------------------------------------------------------
+
+
+def test_a_uid_written_as_vr_ul_leaves_the_device_observer_uid_empty_and_the_report_intact():
+    # 58 bytes of UID text under VR UL: pydicom's BytesLengthException escaped sr.uid().
+    original = extract(_ct_rdsr(), "rdsr")
+    ds = _ct_rdsr()
+    item = ds.ContentSequence[DEVICE_OBSERVER_UID_ITEM]
+    fuzz.put_raw(item, Tag("UID"), "UL", item.UID.encode())
+    report = extract(_reread(ds), "rdsr")
+    assert original.equipment.device_observer_uid is not None
+    assert report.equipment.device_observer_uid is None
+    assert report.ct == original.ct
+
+
+@pytest.mark.parametrize("vr", ["CS", "DS", "AT", "UL"])
+def test_a_concept_name_sequence_written_as_another_vr_counts_as_no_concept_name(vr):
+    # The sequence's bytes read as text, numbers or tags: sr.code_of() called .get() on a str
+    # or a BaseTag (AttributeError), or pydicom raised BytesLengthException.
+    ds = _ct_rdsr()
+    item = ds.ContentSequence[DEVICE_OBSERVER_UID_ITEM]
+    fuzz.put_raw(item, Tag("ConceptNameCodeSequence"), vr, fuzz._value_bytes(item["ConceptNameCodeSequence"]))
+    reread = _reread(ds)
+    assert sr.concept_name(reread.ContentSequence[DEVICE_OBSERVER_UID_ITEM]) is None
+    report = extract(reread, "rdsr")
+    assert report.equipment.device_observer_uid is None
+    assert report.ct.total_dlp_mGycm == extract(_ct_rdsr(), "rdsr").ct.total_dlp_mGycm
+
+
+def test_a_code_value_written_as_vr_fd_loses_only_that_concept():
+    # "125203" (6 bytes) under VR FD: BytesLengthException escaped sr.code_of().
+    original = extract(_ct_rdsr(), "rdsr")
+    ds = _ct_rdsr()
+    protocol = ds.ContentSequence[FIRST_ACQUISITION_ITEM].ContentSequence[0]
+    assert protocol.ConceptNameCodeSequence[0].CodeValue == "125203"
+    fuzz.put_raw(protocol.ConceptNameCodeSequence[0], Tag("CodeValue"), "FD", b"125203")
+    report = extract(_reread(ds), "rdsr")
+    assert original.ct.events[0].acquisition_protocol is not None
+    assert report.ct.events[0].acquisition_protocol is None
+    assert report.ct.events[1] == original.ct.events[1]
+    assert report.ct.total_dlp_mGycm == original.ct.total_dlp_mGycm
+
+
+def test_a_numeric_value_whose_bytes_do_not_fit_its_vr_is_no_number_with_a_warning():
+    # "12.5" (4 bytes) under VR FD (8 bytes a value): BytesLengthException is not a ValueError,
+    # and escaped sr.measured().
+    ds = _ct_rdsr()
+    acquisition = ds.ContentSequence[FIRST_ACQUISITION_ITEM]
+    ct_dose = next(c for c in acquisition.ContentSequence if c.ConceptNameCodeSequence[0].CodeValue == "113829")
+    ctdivol = next(c for c in ct_dose.ContentSequence if c.ConceptNameCodeSequence[0].CodeValue == "113830")
+    fuzz.put_raw(ctdivol.MeasuredValueSequence[0], Tag("NumericValue"), "FD", b"12.5")
+    report = extract(_reread(ds), "rdsr")
+    assert report.ct.events[0].ctdivol_mGy is None
+    assert any("CTDIvol" in w for w in report.warnings), report.warnings
+    assert report.ct.events[1].ctdivol_mGy == extract(_ct_rdsr(), "rdsr").ct.events[1].ctdivol_mGy
+
+
+def test_a_content_tree_nested_500_levels_deep_fails_with_a_reason(tmp_path):
+    # 500 CONTAINERs of undefined length inside the root ContentSequence: reading it recursed
+    # past Python's limit and the RecursionError escaped sr.children().
+    ds = _ct_rdsr()
+    fuzz.nest(ds, ds, 3, 500, undefined=True)
+    path = _written(tmp_path, fuzz.encode(ds))
+    with pytest.raises(Failed, match="nested too deeply|RecursionError"):
+        route, header = classify_file(path, RoutingRules(), roots=[])
+        extract_file(path, route, fuzz_options(), header)
+
+
+def test_a_content_sequence_written_as_text_fails_naming_where_it_is():
+    # ContentSequence under VR LO reads as a str; iterating it gave characters, not items.
+    # Reading on without that container's content would silently drop an event.
+    ds = _ct_rdsr()
+    acquisition = ds.ContentSequence[FIRST_ACQUISITION_ITEM]
+    fuzz.put_raw(acquisition, Tag("ContentSequence"), "LO", b"not items")
+    with pytest.raises(Failed, match=r"ContentSequence \(0040,A730\) under concept DCM 113819 is not a sequence"):
+        extract(_reread(ds), "rdsr")
+
+
+def fuzz_options():
+    from services.extractors.common import ExtractOptions
+
+    return ExtractOptions()
