@@ -72,8 +72,8 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-def fresh_database(stack: ExitStack, admin_url: str) -> str:
-    name = PREFIX + uuid.uuid4().hex[:10]
+def fresh_database(stack: ExitStack, admin_url: str, prefix: str = PREFIX) -> str:
+    name = prefix + uuid.uuid4().hex[:10]
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
 
@@ -103,10 +103,11 @@ def _delete_vhost(vhost: str) -> None:
           file=sys.stderr)
 
 
-def fresh_vhost(stack: ExitStack, amqp_url: str) -> str:
-    """A new virtual host on the local broker, so the run consumes nobody else's messages."""
+def fresh_vhost(stack: ExitStack, amqp_url: str, prefix: str = PREFIX) -> str:
+    """A new virtual host on the local broker, so the run consumes nobody else's messages.
+    Other tools reusing this pass their own `prefix`, so leftovers say whose they are."""
     parts = urlsplit(amqp_url)
-    vhost = PREFIX + uuid.uuid4().hex[:10]
+    vhost = prefix + uuid.uuid4().hex[:10]
     _rabbitmqctl("add_vhost", vhost)
     stack.callback(_delete_vhost, vhost)
     _rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
