@@ -47,6 +47,18 @@ def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int
             raise UnreadableObject(f"not a readable DICOM object: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
+def as_text(value) -> str:
+    """A value as stripped text: bytes (VR UN) decoded, multi-values joined with '\\', NUL
+    padding dropped. A NUL inside the text is corruption (DICOM pads with NUL only at the end
+    of a UID), and PostgreSQL text and jsonb cannot hold it: it becomes U+FFFD, as pydicom
+    shows bytes it cannot decode, so the rest of the value is kept and the damage visible."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1", "replace")
+    elif type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip().strip("\x00").strip().replace("\x00", "\ufffd")
+
+
 def text(ds: Dataset, keyword: str) -> Optional[str]:
     """An attribute as stripped text; empty or absent is None. Multi-values are joined with '\\'."""
     try:
@@ -55,12 +67,7 @@ def text(ds: Dataset, keyword: str) -> Optional[str]:
         return None
     if value is None:
         return None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1", "replace")
-    if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
-        value = "\\".join(str(v) for v in value)
-    value = str(value).strip().strip("\x00").strip()
-    return value or None
+    return as_text(value) or None
 
 
 def person_name(ds: Dataset, keyword: str) -> Optional[str]:
@@ -73,7 +80,7 @@ def person_name(ds: Dataset, keyword: str) -> Optional[str]:
     if value is None or value == "":
         return None
     names = list(value) if type(value).__name__ == "MultiValue" else [value]
-    flat = [str(n).rstrip("^").strip() for n in names]
+    flat = [as_text(str(n)).rstrip("^").strip() for n in names]
     flat = [n for n in flat if n]
     return " | ".join(flat) or None
 

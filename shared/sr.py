@@ -14,6 +14,7 @@ from typing import Iterable, NamedTuple, Optional
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from shared.dicom import as_text
 from shared.outcome import Failed
 
 
@@ -56,15 +57,6 @@ def value(item: Optional[Dataset], keyword: str):
         return None
 
 
-def _str(raw) -> str:
-    """Text of a value that may arrive as bytes (VR UN/OB) or multi-valued."""
-    if isinstance(raw, (bytes, bytearray)):
-        raw = bytes(raw).decode("latin-1", "replace")
-    elif isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
-        raw = "\\".join(str(v) for v in raw)
-    return str(raw).strip().strip("\x00").strip()
-
-
 def code_of(seq_item: Optional[Dataset]) -> Optional[Code]:
     """The (scheme, value) of one code sequence item; long/URN code values count as the value."""
     if not isinstance(seq_item, Dataset):
@@ -72,7 +64,7 @@ def code_of(seq_item: Optional[Dataset]) -> Optional[Code]:
     code = value(seq_item, "CodeValue") or value(seq_item, "LongCodeValue") or value(seq_item, "URNCodeValue")
     if not code:
         return None
-    return Code(_str(value(seq_item, "CodingSchemeDesignator") or ""), _str(code))
+    return Code(as_text(value(seq_item, "CodingSchemeDesignator") or ""), as_text(code))
 
 
 def _first(item: Dataset, keyword: str) -> Optional[Dataset]:
@@ -144,18 +136,18 @@ def coded_meaning(item: Optional[Dataset]) -> Optional[str]:
     if code is None:
         return None
     meaning = value(code, "CodeMeaning")
-    return _str(meaning) or None if meaning is not None else None
+    return as_text(meaning) or None if meaning is not None else None
 
 
 def text(item: Optional[Dataset]) -> Optional[str]:
     raw = value(item, "TextValue")
-    return None if raw is None else _str(raw) or None
+    return None if raw is None else as_text(raw) or None
 
 
 def uid(item: Optional[Dataset]) -> Optional[str]:
     """A UIDREF item's UID; some GE C-arms send the Device Observer UID as TEXT instead."""
     raw = value(item, "UID") or value(item, "TextValue")
-    return _str(raw) or None if raw else None
+    return as_text(raw) or None if raw else None
 
 
 def datetime_value(item: Optional[Dataset]) -> Optional[str]:
@@ -187,7 +179,7 @@ def measured(item: Optional[Dataset]) -> Measured:
         return Measured(None, unit_value, f"not a number ({str(exc)[:60]})")
     values = _floats(raw)
     if values is None:
-        return Measured(None, unit_value, f"not a number: {_str(raw)[:40]!r}")
+        return Measured(None, unit_value, f"not a number: {as_text(raw)[:40]!r}")
     if not values:
         return Measured(None, unit_value, "empty numeric value")
     return Measured(values[0], unit_value, None)

@@ -148,3 +148,29 @@ def fuzz_options():
     from services.extractors.common import ExtractOptions
 
     return ExtractOptions()
+
+
+# --- text PostgreSQL cannot store --------------------------------------------------------------
+
+
+def test_a_nul_inside_a_person_name_becomes_a_replacement_character():
+    # "1.2\x003" in OperatorsName reached the report as is; PostgreSQL text and jsonb cannot
+    # hold NUL, so the writer would fail on it.
+    ds = _ct_rdsr()
+    fuzz.put_raw(ds, Tag("OperatorsName"), "PN", b"Smith\x00Jones ")
+    report = extract(_reread(ds), "rdsr")
+    assert report.study.operator_name == "Smith\ufffdJones"
+
+
+def test_a_nul_inside_an_sr_uid_becomes_a_replacement_character_and_trailing_padding_is_dropped():
+    ds = _ct_rdsr()
+    item = ds.ContentSequence[DEVICE_OBSERVER_UID_ITEM]
+    fuzz.put_raw(item, Tag("UID"), "UI", b"1.2\x003\x00")
+    assert extract(_reread(ds), "rdsr").equipment.device_observer_uid == "1.2\ufffd3"
+
+
+def test_a_nul_inside_an_image_code_meaning_becomes_a_replacement_character():
+    ds = pydicom.dcmread(corpus_file("DX-Im-GE_XR220-2.dcm"))
+    fuzz.put_raw(ds.ViewCodeSequence[0], Tag("CodeMeaning"), "LO", b"1.2\x003 ")
+    report = extract(_reread(ds), "dx_image")
+    assert report.projection.events[0].image_view == "1.2\ufffd3"

@@ -13,7 +13,8 @@ from typing import Optional
 
 from pydicom.dataset import Dataset
 
-from shared.dicom import iso_date, iso_time, number, person_name, text
+from shared import sr
+from shared.dicom import as_text, iso_date, iso_time, number, person_name, text
 from shared.report import Equipment, Patient, Source, Study
 
 
@@ -43,8 +44,8 @@ def first_code_meaning(ds: Dataset, keyword: str) -> Optional[str]:
         return None
     if not seq:
         return None
-    meaning = seq[0].get("CodeMeaning")
-    return str(meaning).strip() or None if meaning else None
+    meaning = sr.value(seq[0], "CodeMeaning") if isinstance(seq[0], Dataset) else None
+    return as_text(meaning) or None if meaning else None
 
 
 def study_from_header(ds: Dataset, *, date_fallback: bool) -> Study:

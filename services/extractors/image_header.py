@@ -29,7 +29,7 @@ from services.extractors.common import (
     source_of,
     study_from_header,
 )
-from shared.dicom import iso_date, iso_datetime, iso_time, text
+from shared.dicom import as_text, iso_date, iso_datetime, iso_time, text
 from shared.outcome import Failed
 from shared.report import DoseReport, Filter, Patient
 
@@ -106,12 +106,7 @@ class HeaderReader:
             value = getattr(self.ds.get_item(tag), "value", None)
         if value is None:
             return None
-        if isinstance(value, bytes):
-            value = value.decode("latin-1", "replace")
-        elif type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
-            value = "\\".join(str(v) for v in value)
-        value = str(value).strip().strip("\x00").strip()
-        return value or None
+        return as_text(value) or None
 
     def warn(self, message: str) -> None:
         self.warnings.append(f"{self.where}{message}" if self.where else message)
