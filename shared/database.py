@@ -53,9 +53,29 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
+class MigrationsPending(RuntimeError):
+    pass
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
-    """Apply the migrations not applied yet, each in its own transaction; safe to run from
-    several processes at once (an advisory lock serialises them). Returns the names applied."""
+    """Apply the migrations not applied yet; safe to run from several processes at once (an
+    advisory lock serialises them). Returns the names applied. A service connected with the
+    least-privilege role cannot change the schema: for it this only checks that the owner has
+    applied every migration, and raises MigrationsPending otherwise."""
+    try:
+        return _apply(conn)
+    except psycopg.errors.InsufficientPrivilege:
+        conn.rollback()
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
+        conn.rollback()
+        missing = [name for version, name, _ in migration_files() if version not in done]
+        if missing:
+            raise MigrationsPending(f"database migrations {', '.join(missing)} are not applied and this role may "
+                                    "not apply them: run `doseflow db migrate` with the owner's URL") from None
+        return []
+
+
+def _apply(conn: psycopg.Connection) -> list[str]:
     applied_now = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(7423001)")
