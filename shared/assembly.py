@@ -188,6 +188,13 @@ def _merge_section(name: str, holders: list[DoseReport], warnings: list[str]):
     if not disjoint:
         warnings.append(f"{name}: objects of this study share some but not all events; totals were "
                         "recomputed from the union of events instead of adding the objects' totals")
+    elif len(totalling) > 1 and name == "ct":
+        # An added total that some objects do not state covers only the objects that do.
+        for total in ("total_dlp_mGycm", "total_effective_dose_mSv"):
+            stated = [getattr(s, total) is not None for s in totalling]
+            if any(stated) and not all(stated):
+                warnings.append(f"ct.{total}: {stated.count(False)} of the study's {len(stated)} reports state "
+                                "no total; the stored total adds up the reports that do")
 
     if name == "ct":
         return _merge_ct(totalling, ordered, disjoint)

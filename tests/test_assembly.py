@@ -356,3 +356,11 @@ def test_a_multi_object_study_does_not_depend_on_arrival_order(case):
     for order in orders(list(range(len(parts))))[1:]:
         assert dumped(assemble([parts[i] for i in order])) == first, f"{case}: order {order} differs"
     assert_matches_expected(first, case)
+
+
+def test_a_continued_study_whose_second_report_states_no_total_warns_that_the_sum_is_partial():
+    first, second = reports(["CT-RDSR-Siemens-Continued-1.dcm", "CT-RDSR-Siemens-Continued-2.dcm"], "rdsr")
+    second = second.model_copy(update={"ct": second.ct.model_copy(update={"total_dlp_mGycm": None})})
+    study = assemble([first, second])
+    assert study.ct.total_dlp_mGycm == pytest.approx(first.ct.total_dlp_mGycm)
+    assert any("ct.total_dlp_mGycm" in w and "state no total" in w for w in study.warnings)
