@@ -37,14 +37,34 @@ def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int
     with open(path, "rb") as f:  # not found, a folder, no permission: the caller names those
         try:
             if up_to_tag is not None:
-                return read_partial(f, stop_when=lambda tag, vr, length: tag > up_to_tag)
-            return pydicom.dcmread(f, stop_before_pixels=header_only)
+                ds = read_partial(f, stop_when=lambda tag, vr, length: tag > up_to_tag)
+            else:
+                ds = pydicom.dcmread(f, stop_before_pixels=header_only)
         except Exception as exc:  # noqa: BLE001
             # Whatever the parser raises on these bytes is a fact about the file, not a fault of
             # ours: InvalidDicomError, EOFError, OSError "No tag to read" (a file cut short),
             # zlib.error (a Deflated transfer syntax over bytes that are not deflated),
             # RecursionError (sequences nested too deep)... The object cannot be read.
             raise UnreadableObject(f"not a readable DICOM object: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    check_complete(ds)
+    return ds
+
+
+def check_complete(ds: Dataset) -> None:
+    """Refuse a file cut short inside an element. pydicom keeps whatever bytes are left of the
+    last element's value without a word; for a dose SR that is the content tree, which then
+    reads as a report with events or values missing. A file cut exactly between two elements
+    cannot be told from a shorter object."""
+    for tag in ds.keys():
+        elem = ds.get_item(tag)
+        length = getattr(elem, "length", None)
+        held = getattr(elem, "value", None)
+        if not getattr(elem, "is_raw", False) or length in (None, 0xFFFFFFFF) or not isinstance(held, bytes):
+            continue  # converted already, or of undefined length (a cut there raises while reading)
+        if len(held) < length:
+            raise UnreadableObject(
+                f"not a readable DICOM object: the file is cut short inside ({tag.group:04X},{tag.element:04X}), "
+                f"which declares {length} bytes and holds {len(held)} (an incomplete copy or transfer?)")
 
 
 def as_text(value) -> str:

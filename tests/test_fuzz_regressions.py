@@ -66,6 +66,24 @@ def test_a_deflated_transfer_syntax_over_bytes_that_are_not_deflated_fails_as_un
         classify_file(_written(tmp_path, data), RoutingRules(), roots=[])
 
 
+def test_a_dose_report_cut_short_inside_its_content_tree_fails_instead_of_losing_events(tmp_path):
+    # Cut inside the (defined-length) root ContentSequence: pydicom kept the bytes that were
+    # left without a word, and the report came out with events missing and no warning.
+    data = corpus_file("CT-RDSR-GEPixelMed.dcm").read_bytes()
+    path = _written(tmp_path, data[:9813])
+    with pytest.raises(Failed, match=r"cut short inside \(0040,A730\), which declares 13956 bytes and holds 8181"):
+        route, header = classify_file(path, RoutingRules(), roots=[])
+        extract_file(path, route, fuzz_options(), header)
+
+
+def test_an_image_cut_inside_its_pixel_data_still_gives_its_dose_from_the_header(tmp_path):
+    # The header is whole and the header is all a dose route reads (never pixel data).
+    data = corpus_file("DX-Im-Carestream_DR7500-1.dcm").read_bytes()
+    path = _written(tmp_path, data[:-4])
+    route, header = classify_file(path, RoutingRules(), roots=[])
+    assert extract_file(path, route, fuzz_options(), header).projection.events[0].dap_Gym2 is not None
+
+
 # --- reading the SR content tree ---------------------------------------------------------------
 
 
