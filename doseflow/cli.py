@@ -140,6 +140,17 @@ def cmd_worker(args, settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     kind = args.kind
+    if settings.metrics_port:
+        from importlib.metadata import version
+
+        from shared import metrics
+
+        try:
+            metrics.serve(settings.metrics_port, kind, version("doseflow"))
+        except OSError as exc:
+            log.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc.strerror or exc)
+            return 2
+        log.info("metrics on port %d", settings.metrics_port)
     if kind == "classifier":
         from services.classifier.worker import run
 

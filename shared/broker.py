@@ -17,6 +17,7 @@ import datetime as _dt
 import functools
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -24,6 +25,8 @@ from typing import Callable, Optional
 import pika
 import pika.exceptions
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from shared import metrics
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,8 @@ def connection_parameters(url: str) -> pika.URLParameters:
 
 @retry(retry=retry_if_exception_type(TRANSIENT_AMQP), wait=wait_exponential_jitter(multiplier=0.5, max=15),
        stop=stop_after_delay(600), reraise=True,
-       before_sleep=lambda rs: log.warning("broker unreachable (%s); retrying", rs.outcome.exception()))
+       before_sleep=lambda rs: (metrics.retried("broker"),
+                                log.warning("broker unreachable (%s); retrying", rs.outcome.exception())))
 def connect(url: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(connection_parameters(url))
 
@@ -175,6 +179,7 @@ def consume(url: str, handlers: dict[str, Handler], *, prefetch: int, delivery_l
             except TRANSIENT_AMQP as exc:
                 if stop.is_set():
                     break
+                metrics.retried("broker")
                 log.warning("broker connection lost (%s); reconnecting", type(exc).__name__)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -193,6 +198,7 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
         try:
             if result.requeue:
                 ch.basic_reject(method.delivery_tag, requeue=True)
+                metrics.message_done(queue, "requeued")
                 return
             if result.dead_letter_reason is not None:
                 log.warning("dead-lettering a message from %s: %s", queue, result.dead_letter_reason)
@@ -206,14 +212,23 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             log.error("broker refused an output of a %s message (%s); requeueing it", queue, exc)
             ch.basic_reject(method.delivery_tag, requeue=True)
+            metrics.message_done(queue, "requeued")
+            return
+        if result.dead_letter_reason is not None:
+            metrics.message_done(queue, "dead_lettered")
+            metrics.dead_lettered(queue, result.dead_letter_reason)
+        else:
+            metrics.message_done(queue, "acked")
 
     def work(queue, handler, method, body, headers):
+        started = time.monotonic()
         try:
             result = handler(body, headers)
         except Exception as exc:  # a bug must not kill the worker: record it with the message
             log.exception("handler for %s failed", queue)
             result = Result(dead_letter_reason=f"internal error in {queue} handler: "
                                                f"{type(exc).__name__}: {exc}")
+        metrics.MESSAGE_SECONDS.labels(queue).observe(time.monotonic() - started)
         connection.add_callback_threadsafe(functools.partial(finish, queue, method, body, headers, result))
 
     def on_message(queue, handler, _ch, method, properties, body):

@@ -14,6 +14,8 @@ from typing import Callable, TypeVar
 import psycopg
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from shared import metrics
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -108,8 +110,9 @@ class Database:
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
         @retry(retry=retry_if_exception_type(psycopg.OperationalError),
                wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
-               before_sleep=lambda rs: log.warning("database unavailable (%s); retrying",
-                                                   str(rs.outcome.exception()).strip()[:200]))
+               before_sleep=lambda rs: (metrics.retried("database"),
+                                        log.warning("database unavailable (%s); retrying",
+                                                    str(rs.outcome.exception()).strip()[:200])))
         def attempt():
             if self.conn is None or self.conn.closed or self.conn.broken:
                 self.conn = connect(self.url)

@@ -74,6 +74,8 @@ class Outcome(Message):
     sop_instance_uid: Optional[str] = None
     study_instance_uid: Optional[str] = None
     at: str = Field(default_factory=_now)
+    # The extractor route the object was classified for; None when the classifier ended it.
+    route: Optional[str] = None
 
 
 class UndecodableMessage(Exception):

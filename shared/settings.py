@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
         / "doseflow", description="Where the embedded PostgreSQL and built RDSRs are kept.")
     log_level: str = Field("INFO", description="Python logging level.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port on which `doseflow worker ...` serves Prometheus metrics "
+        "(`/metrics`, all interfaces). 0: no metrics server.")
     receiver_ae_title: str = Field(
         "DOSEFLOW", min_length=1, max_length=16,
         description="AE title of the DICOM C-STORE receiver (`doseflow worker receiver`).")

@@ -51,8 +51,9 @@ def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
 
 
 def outcome(path: str, status: str, reason: str, *, stage: str = "classifier",
-            sop_instance_uid: str | None = None, study_instance_uid: str | None = None) -> Publish:
-    msg = Outcome(path=path, stage=stage, status=status, reason=reason,
+            sop_instance_uid: str | None = None, study_instance_uid: str | None = None,
+            route: str | None = None) -> Publish:
+    msg = Outcome(path=path, stage=stage, status=status, reason=reason, route=route,
                   sop_instance_uid=sop_instance_uid or None, study_instance_uid=study_instance_uid or None)
     return Publish(broker.OUTCOMES_EXCHANGE, "outcomes", msg.encode())
 

@@ -36,7 +36,7 @@ def make_handler(route: str, options: ExtractOptions, roots: list[str]):
             report = extract_file(check_ingest_path(msg.path, roots), route, options)
         except (Ignored, Failed) as exc:
             status = "ignored" if isinstance(exc, Ignored) else "failed"
-            record = outcome(msg.path, status, exc.reason, stage="extractor",
+            record = outcome(msg.path, status, exc.reason, stage="extractor", route=route,
                              sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)
             return Result([record], dead_letter_reason=exc.reason if status == "failed" else None)
         ready = ReportReady(path=msg.path, report=report)

@@ -33,13 +33,14 @@ from pydicom.uid import (
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification
 
-from shared import dicom
+from shared import dicom, metrics
 
 log = logging.getLogger(__name__)
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700  # could not write or announce: the modality should retry later
 CANNOT_UNDERSTAND = 0xC000  # the data set does not decode
+STATUS_NAMES = {SUCCESS: "success", OUT_OF_RESOURCES: "out_of_resources", CANNOT_UNDERSTAND: "cannot_understand"}
 
 # Every SCP must support Implicit VR Little Endian; Explicit VR Little Endian is offered first
 # because the acceptor picks the first of its syntaxes that the modality proposed.
@@ -130,6 +131,11 @@ class StoreHandler:
         self.announce = announce
 
     def __call__(self, event) -> int:
+        status = self._store(event)
+        metrics.dicom_store(STATUS_NAMES.get(status, hex(status)))
+        return status
+
+    def _store(self, event) -> int:
         request = event.request
         sop_class = str(request.AffectedSOPClassUID)
         sop_uid = str(request.AffectedSOPInstanceUID)

@@ -22,7 +22,7 @@ from services.classifier.worker import outcome, read_header
 from services.extractors.common import ExtractOptions
 from services.toshiba_builder import state
 from services.toshiba_builder.study import collect, finish, write_rdsr
-from shared import broker
+from shared import broker, metrics
 from shared.broker import Publish, Publisher, Result
 from shared.database import Database, migrate
 from shared.dicom import read_object
@@ -48,12 +48,13 @@ def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]
         try:
             obj = collect(read_header(check_ingest_path(msg.path, roots)), msg.path, options)
         except Failed as exc:
-            return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, sop_instance_uid=msg.sop_instance_uid,
-                                   study_instance_uid=msg.study_instance_uid)], dead_letter_reason=exc.reason)
+            return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, route="toshiba",
+                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)],
+                          dead_letter_reason=exc.reason)
         if obj.kind == "other":
             return Result([outcome(msg.path, "ignored", "object of a legacy CT study that is neither a dose "
-                                   "summary page nor a CT image", stage=STAGE, sop_instance_uid=msg.sop_instance_uid,
-                                   study_instance_uid=msg.study_instance_uid)])
+                                   "summary page nor a CT image", stage=STAGE, route="toshiba",
+                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)])
         try:
             db.run(lambda conn: state.collect_object(conn, obj))
         except RetryError:
@@ -93,6 +94,11 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
                            sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
         state.mark(conn, uid, done.status, done.reason, built_uid)
         log.info("legacy CT study %s: %s", uid[-12:], done.status)
+    # Committed: count what the ledger now says.
+    for _ in objects:
+        metrics.object_outcome("toshiba", status)
+    if done.status == "failed":
+        metrics.dead_lettered("toshiba.collect", done.reason)
     return True
 
 

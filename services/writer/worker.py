@@ -8,7 +8,7 @@ from tenacity import RetryError
 
 from services.writer.store import store_report
 from shared.ledger import record_outcome
-from shared import broker
+from shared import broker, metrics
 from shared.broker import Result
 from shared.database import Database, migrate
 from shared.messages import Outcome, ReportReady, UndecodableMessage, decode
@@ -25,6 +25,7 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
             db.run(lambda conn: store_report(conn, msg.report, msg.path))
         except RetryError:
             return Result(requeue=True)
+        metrics.object_outcome(msg.report.sources[0].route, "stored")
         return Result()
 
     def on_outcome(body: bytes, headers: dict) -> Result:
@@ -36,11 +37,13 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         def write(conn):
             with conn.transaction():
                 record_outcome(conn, path=msg.path, status=msg.status, stage=msg.stage, reason=msg.reason,
-                               sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)
+                               route=msg.route, sop_instance_uid=msg.sop_instance_uid,
+                               study_instance_uid=msg.study_instance_uid)
         try:
             db.run(write)
         except RetryError:
             return Result(requeue=True)
+        metrics.object_outcome(msg.route, msg.status)
         return Result()
 
     return {"writer": on_report, "outcomes": on_outcome}
