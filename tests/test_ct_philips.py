@@ -4,52 +4,46 @@ from __future__ import annotations
 
 import re
 
-import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from services.extractors.ct_philips import event_uid
 from services.extractors.routes import extract
 from shared.outcome import Ignored
-from tests.conftest import assert_matches_expected, corpus_file
+from tests.conftest import assert_case_matches_expected, read
 
 CASE = "CT-SC-Philips_Brilliance16P"
-
-
-def read(name: str = f"{CASE}.dcm") -> Dataset:
-    return pydicom.dcmread(corpus_file(name))
+FILE = f"{CASE}.dcm"
 
 
 def test_philips_dose_info_matches_the_corpus_expected_values():
-    report = extract(read(), "ct_philips")
-    assert_matches_expected(report.model_dump(mode="json"), CASE)
+    report = assert_case_matches_expected(CASE, "ct_philips")
     assert report.sources[0].route == "ct_philips"
 
 
 def test_exposure_time_in_ms_is_converted_to_seconds():
     # item 2 has ExposureTime (0018,1150) 6986 ms
-    events = extract(read(), "ct_philips").ct.events
+    events = extract(read(FILE), "ct_philips").ct.events
     assert events[1].exposure_time_s == pytest.approx(6.986)
     assert events[0].exposure_time_s is None  # the surview item has no exposure time
 
 
 def test_tube_current_in_ua_is_converted_to_ma():
-    events = extract(read(), "ct_philips").ct.events
+    events = extract(read(FILE), "ct_philips").ct.events
     assert events[1].sources[0].tube_current_mA == pytest.approx(165.044374)
     assert events[1].sources[0].id == "A"
 
 
 def test_surview_zeros_stay_zero():
-    event = extract(read(), "ct_philips").ct.events[0]
+    event = extract(read(FILE), "ct_philips").ct.events[0]
     assert event.ctdivol_mGy == 0.0 and event.dlp_mGycm == 0.0
     assert event.pitch_factor is None  # absent, not 0
 
 
 def test_event_uids_are_the_same_on_every_import_and_distinct_per_exposure():
-    first = [e.irradiation_event_uid for e in extract(read(), "ct_philips").ct.events]
-    second = [e.irradiation_event_uid for e in extract(read(), "ct_philips").ct.events]
+    first = [e.irradiation_event_uid for e in extract(read(FILE), "ct_philips").ct.events]
+    second = [e.irradiation_event_uid for e in extract(read(FILE), "ct_philips").ct.events]
     assert first == second
     assert len(set(first)) == 4
     for uid in first:
@@ -57,23 +51,23 @@ def test_event_uids_are_the_same_on_every_import_and_distinct_per_exposure():
 
 
 def test_event_uids_differ_between_objects():
-    ds = read()
+    ds = read(FILE)
     assert event_uid(ds.SOPInstanceUID, 0) != event_uid(ds.SOPInstanceUID + ".1", 0)
     ds.SOPInstanceUID = ds.SOPInstanceUID + ".1"
     other = extract(ds, "ct_philips").ct.events[0].irradiation_event_uid
     assert other == event_uid(ds.SOPInstanceUID, 0)
-    assert other != extract(read(), "ct_philips").ct.events[0].irradiation_event_uid
+    assert other != extract(read(FILE), "ct_philips").ct.events[0].irradiation_event_uid
 
 
 def test_totals_come_from_the_elscint_private_dlp_and_the_exposure_count():
-    ct = extract(read(), "ct_philips").ct
+    ct = extract(read(FILE), "ct_philips").ct
     assert ct.total_dlp_mGycm == pytest.approx(1102.44609)
     assert ct.total_events == 4
 
 
 def test_private_dlp_in_another_creators_block_is_not_read_as_dlp():
     # Given the top-level (00E1,0010) block reserved by some other creator
-    ds = read()
+    ds = read(FILE)
     ds[0x00E10010].value = "SOMEONE ELSE"
     report = extract(ds, "ct_philips")
     assert report.ct.total_dlp_mGycm is None
@@ -82,7 +76,7 @@ def test_private_dlp_in_another_creators_block_is_not_read_as_dlp():
 
 def test_private_dlp_is_found_wherever_elscint_reserved_its_block():
     # Given ELSCINT1 in the second block of group 00E1, after another creator's
-    ds = read()
+    ds = read(FILE)
     del ds[0x00E11021]
     ds[0x00E10010].value = "GEIIS"
     ds.add_new(0x00E10011, "LO", "ELSCINT1")
@@ -91,7 +85,7 @@ def test_private_dlp_is_found_wherever_elscint_reserved_its_block():
 
 
 def test_missing_item_dlp_gives_none_and_a_warning_not_a_failure():
-    ds = read()
+    ds = read(FILE)
     del ds.ExposureDoseSequence[2][0x00E11021]
     report = extract(ds, "ct_philips")
     assert report.ct.events[2].dlp_mGycm is None
@@ -100,7 +94,7 @@ def test_missing_item_dlp_gives_none_and_a_warning_not_a_failure():
 
 
 def test_text_in_item_kvp_gives_none_and_a_warning():
-    ds = read()
+    ds = read(FILE)
     kvp = Tag(0x00180060)
     ds.ExposureDoseSequence[1][kvp] = RawDataElement(kvp, "DS", 4, b"high", 0, False, True)
     report = extract(ds, "ct_philips")
@@ -112,7 +106,7 @@ def test_text_in_item_kvp_gives_none_and_a_warning():
 @pytest.mark.parametrize("value, phantom", [("16 CM", "head16"), ("32 CM", "body32"),
                                             ("20 CM", None)])
 def test_ctdi_phantom_comes_from_the_elscint_private_attribute(value, phantom):
-    ds = read()
+    ds = read(FILE)
     item = ds.ExposureDoseSequence[1]
     item.add_new(0x01E10010, "LO", "ELSCINT1")
     item.add_new(0x01E11026, "CS", value)
@@ -120,7 +114,7 @@ def test_ctdi_phantom_comes_from_the_elscint_private_attribute(value, phantom):
 
 
 def test_study_fields_follow_the_philips_layout():
-    study = extract(read(), "ct_philips").study
+    study = extract(read(FILE), "ct_philips").study
     assert study.modality == "CT"
     assert study.study_description == "Abdomen/IH_KUB_2mm"  # ProtocolName
     assert study.comment.startswith("StudyDescription: CT Thorax & abdo & pelvis with contrast. "
@@ -129,19 +123,19 @@ def test_study_fields_follow_the_philips_layout():
 
 
 def test_referring_physician_is_the_requesting_physician():
-    ds = read()
+    ds = read(FILE)
     ds.RequestingPhysician = "Who^Doctor"
     assert extract(ds, "ct_philips").study.referring_physician_name == "Who^Doctor"
 
 
 def test_empty_acquisition_datetimes_leave_the_irradiation_span_empty():
-    ct = extract(read(), "ct_philips").ct
+    ct = extract(read(FILE), "ct_philips").ct
     assert ct.start_of_xray_irradiation is None and ct.end_of_xray_irradiation is None
     assert all(e.datetime_started is None for e in ct.events)
 
 
 def test_irradiation_ends_at_the_last_start_plus_its_exposure_time_in_seconds():
-    ds = read()
+    ds = read(FILE)
     starts = ["20170516093000", "20170516093100", "20170516093200", "20170516093300"]
     for item, start in zip(ds.ExposureDoseSequence, starts):
         item.AcquisitionDateTime = start
@@ -152,7 +146,7 @@ def test_irradiation_ends_at_the_last_start_plus_its_exposure_time_in_seconds():
 
 
 def test_missing_study_time_does_not_fail_the_object():
-    ds = read()
+    ds = read(FILE)
     del ds.StudyTime
     report = extract(ds, "ct_philips")
     assert report.study.study_time is None
@@ -160,14 +154,14 @@ def test_missing_study_time_does_not_fail_the_object():
 
 
 def test_secondary_capture_from_another_manufacturer_is_ignored_with_a_reason():
-    ds = read()
+    ds = read(FILE)
     ds.Manufacturer = "GE MEDICAL SYSTEMS"
     with pytest.raises(Ignored, match="not a Philips CT Dose Info"):
         extract(ds, "ct_philips")
 
 
 def test_philips_secondary_capture_of_another_series_is_ignored():
-    ds = read()
+    ds = read(FILE)
     ds.SeriesDescription = "Patient Protocol"
     with pytest.raises(Ignored, match="Patient Protocol"):
         extract(ds, "ct_philips")
@@ -179,7 +173,7 @@ def test_mammography_image_forced_through_the_philips_route_is_ignored():
 
 
 def test_dose_info_without_exposure_items_or_total_is_ignored():
-    ds = read()
+    ds = read(FILE)
     del ds.ExposureDoseSequence
     del ds[0x00E11021]
     with pytest.raises(Ignored, match="no exposure items"):

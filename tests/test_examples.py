@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-from pydicom import config
 
 from doseflow.examples import ROOT, examples, write_examples
 from services.extractors.routes import extract
@@ -13,12 +12,7 @@ from tests.conftest import REPO
 COMMITTED = REPO / "examples"
 
 
-@pytest.fixture(autouse=True)
-def strict_reading():
-    old = config.settings.reading_validation_mode
-    config.settings.reading_validation_mode = config.RAISE
-    yield
-    config.settings.reading_validation_mode = old
+pytestmark = pytest.mark.usefixtures("strict_pydicom")
 
 
 def test_regenerating_the_examples_reproduces_the_committed_files_byte_for_byte(tmp_path):

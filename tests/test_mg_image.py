@@ -2,18 +2,12 @@
 image, checked against the corpus expected values plus targeted unit and quirk tests."""
 from __future__ import annotations
 
-import io
-
-import pydicom
 import pytest
 from pydicom import config
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 
 from services.extractors.routes import extract
 from shared.outcome import Ignored
-from tests.conftest import assert_matches_expected, corpus_file
+from tests.conftest import assert_case_matches_expected, read, with_raw
 
 MG_CASES = [
     "MG-Im-GE_Seno_1_ForPresentation",
@@ -23,33 +17,11 @@ MG_CASES = [
 ]
 
 
-def read(name: str) -> Dataset:
-    return pydicom.dcmread(corpus_file(name))
-
-
-def with_raw(ds: Dataset, tag: int, vr: str, value: bytes) -> Dataset:
-    """The object as a scanner would send it with `value` written into `tag`, read back from
-    bytes (lenient writing: the value is malformed on purpose)."""
-    ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
-    buffer = io.BytesIO()
-    strictness = config.settings.reading_validation_mode
-    config.settings.reading_validation_mode = config.WARN
-    try:
-        ds.save_as(buffer)
-    finally:
-        config.settings.reading_validation_mode = strictness
-    buffer.seek(0)
-    return pydicom.dcmread(buffer)
-
-
 @pytest.mark.parametrize("case", MG_CASES)
 def test_mg_image_matches_the_corpus_expected_values(case):
-    # Given a single mammography image from the corpus
-    ds = read(f"{case}.dcm")
-    # When it goes through the mg_image route
-    report = extract(ds, "mg_image")
-    # Then every expected value matches
-    assert_matches_expected(report.model_dump(mode="json"), case)
+    # Given a single mammography image from the corpus, when it goes through the mg_image route,
+    # then every expected value matches
+    report = assert_case_matches_expected(case, "mg_image")
     assert report.sources[0].route == "mg_image"
 
 

@@ -4,22 +4,17 @@ decision, value rules and the malformed content it must survive."""
 from __future__ import annotations
 
 import copy
-import functools
-import io
 
-import pydicom
 import pytest
 from pydicom import config
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
 
-from services.extractors.routes import extract
 from shared import sr
 from shared.outcome import Ignored
 from shared.sr import DCM
-from tests.conftest import assert_matches_expected, corpus_file
+from tests.conftest import (ACCUMULATED, assert_matches_expected, code, events, item_in, rdsr, read,
+                            report_of, round_trip, set_raw_numeric_value)
 
 PROJECTION_CASES = [
     "RF-ESR-Siemens-Varic",
@@ -31,61 +26,6 @@ PROJECTION_CASES = [
     "DX-RDSR-Canon_CXDI",
     "Dual-RDSR-DX",
 ]
-
-NUMERIC_VALUE = Tag(0x0040, 0xA30A)
-ACCUMULATED = DCM("113702")
-EVENT = DCM("113706")
-
-
-def read(name: str) -> Dataset:
-    """A fresh in-memory copy of a corpus file (each test may corrupt its own)."""
-    return pydicom.dcmread(corpus_file(name))
-
-
-def round_trip(ds: Dataset) -> Dataset:
-    """Through bytes and back, as a corrupted object would arrive from a scanner."""
-    buffer = io.BytesIO()
-    strictness = config.settings.reading_validation_mode
-    config.settings.reading_validation_mode = config.WARN
-    try:
-        ds.save_as(buffer)
-    finally:
-        config.settings.reading_validation_mode = strictness
-    buffer.seek(0)
-    return pydicom.dcmread(buffer)
-
-
-def rdsr(ds: Dataset):
-    return extract(ds, "rdsr")
-
-
-@functools.lru_cache(maxsize=None)
-def report_of(case: str):
-    """The report of an unmodified corpus file, extracted once per test run (the 316-event
-    Philips file takes seconds to decode). Tests must not modify it."""
-    return rdsr(read(f"{case}.dcm"))
-
-
-def events(ds: Dataset) -> list[Dataset]:
-    return sr.find_all(ds, EVENT)
-
-
-def item_in(container: Dataset, code_value: str) -> Dataset:
-    item = sr.find(container, DCM(code_value))
-    assert item is not None, f"no {code_value} in the test object"
-    return item
-
-
-def set_raw_numeric_value(num_item: Dataset, raw: bytes) -> None:
-    # pydicom refuses to *set* a non-numeric DS; a raw element is what the file parser makes.
-    mv = num_item.MeasuredValueSequence[0]
-    mv[NUMERIC_VALUE] = RawDataElement(NUMERIC_VALUE, "DS", len(raw), raw, 0, True, True)
-
-
-def code(value: str, scheme: str, meaning: str) -> Dataset:
-    c = Dataset()
-    c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning = value, scheme, meaning
-    return c
 
 
 def num_item(code_value: str, meaning: str, value: str, unit: str) -> Dataset:

@@ -10,7 +10,6 @@ import subprocess
 
 import pydicom
 import pytest
-from pydicom import config
 from pydicom.dataset import Dataset
 
 from services.extractors.routes import extract
@@ -26,31 +25,13 @@ from shared.rdsr_writer import (
 )
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport, Equipment, Patient, Study
 from shared.sr import DCM, SCT
-from tests.conftest import corpus_file, expected, lookup
-
-CT_CASES = [
-    "CT-ESR-GE_Optima",
-    "CT-RDSR-GEPixelMed",
-    "CT-RDSR-Siemens-Continued-1",
-    "CT-RDSR-Siemens-Continued-2",
-    "CT-RDSR-Siemens-Multi-1",
-    "CT-RDSR-Siemens-Multi-2",
-    "CT-RDSR-Siemens-Multi-3",
-    "CT-RDSR-Siemens_Flash-TAP-SS",
-    "CT-RDSR-ToshibaPixelMed",
-    "CT-RDSR-Toshiba_DoseCheck",
-]
+from tests.conftest import CT_SR_CASES, acquisitions, expected, lookup, read
 
 SOP_UID = uid_from("test", "rdsr_writer", "sop")
 
 
-@pytest.fixture(autouse=True)
-def strict_reading():
-    """Everything this module reads back is read as a strict reader would."""
-    old = config.settings.reading_validation_mode
-    config.settings.reading_validation_mode = config.RAISE
-    yield
-    config.settings.reading_validation_mode = old
+# Everything this module reads back is read as a strict reader would.
+pytestmark = pytest.mark.usefixtures("strict_pydicom")
 
 
 def to_bytes(ds: Dataset) -> bytes:
@@ -123,10 +104,6 @@ def written(report: DoseReport, **kwargs) -> Dataset:
     return round_trip(ct_rdsr_from_report(report, sop_instance_uid=SOP_UID, **kwargs))
 
 
-def acquisitions(ds: Dataset) -> list[Dataset]:
-    return sr.find_all(ds, DCM("113819"))
-
-
 # --- the round trip through doseflow's own extractor -----------------------------------------------
 
 
@@ -148,10 +125,10 @@ def test_study_patient_and_equipment_come_back_through_the_rdsr_extractor():
     assert [s.sop_instance_uid for s in back.sources] == [SOP_UID]
 
 
-@pytest.mark.parametrize("case", CT_CASES)
+@pytest.mark.parametrize("case", CT_SR_CASES)
 def test_real_vendor_ct_reports_survive_a_rewrite(case):
     # Given the report doseflow reads from a real vendor object
-    original = extract(pydicom.dcmread(corpus_file(f"{case}.dcm")), "rdsr")
+    original = extract(read(f"{case}.dcm"), "rdsr")
     # When it is written by doseflow and read back
     back = extract(written(original), "rdsr").model_dump(mode="json")
     # Then every CT value the corpus expects of the vendor object is in the rewritten one
