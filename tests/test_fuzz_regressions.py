@@ -192,3 +192,46 @@ def test_a_nul_inside_an_image_code_meaning_becomes_a_replacement_character():
     fuzz.put_raw(ds.ViewCodeSequence[0], Tag("CodeMeaning"), "LO", b"1.2\x003 ")
     report = extract(_reread(ds), "dx_image")
     assert report.projection.events[0].image_view == "1.2\ufffd3"
+
+
+# --- counts PostgreSQL cannot store -------------------------------------------------------------
+
+
+def _num_item(container, code_value: str):
+    return next(c for c in container.ContentSequence if c.ConceptNameCodeSequence[0].CodeValue == code_value)
+
+
+def test_a_total_number_of_events_beyond_any_count_is_left_empty_with_a_warning():
+    # 9999999999999999 events reached ct.total_events and the writer's integer column
+    # (NumericValueOutOfRange: the whole study failed to store, as an internal error).
+    ds = _ct_rdsr()
+    accumulated = _num_item(ds, "113811")
+    fuzz.put_raw(_num_item(accumulated, "113812").MeasuredValueSequence[0], Tag("NumericValue"), "DS",
+                 b"9999999999999999")
+    report = extract(_reread(ds), "rdsr")
+    assert report.ct.total_events is None
+    assert any("Total Number of Irradiation Events" in w and "too large" in w for w in report.warnings)
+    assert report.ct.total_dlp_mGycm == extract(_ct_rdsr(), "rdsr").ct.total_dlp_mGycm
+
+
+@pytest.mark.parametrize("frames, why", [(b"1e12", "too large"), (b"-3", "negative")])
+def test_a_total_number_of_radiographic_frames_that_is_no_count_is_left_empty_with_a_warning(frames, why):
+    ds = pydicom.dcmread(corpus_file("RF-RDSR-Philips_Allura.dcm"))
+    frames_item = ds.ContentSequence[8].ContentSequence[10]
+    assert frames_item.ConceptNameCodeSequence[0].CodeValue == "113731"
+    fuzz.put_raw(frames_item.MeasuredValueSequence[0], Tag("NumericValue"), "DS", frames)
+    report = extract(_reread(ds), "rdsr")
+    assert extract(pydicom.dcmread(corpus_file("RF-RDSR-Philips_Allura.dcm")), "rdsr") \
+        .projection.planes[0].total_radiographic_frames == 27
+    assert report.projection.planes[0].total_radiographic_frames is None
+    assert any("Radiographic Frames" in w and why in w for w in report.warnings), report.warnings
+
+
+def test_a_philips_total_number_of_exposures_that_is_no_count_is_left_empty_with_a_warning():
+    ds = pydicom.dcmread(corpus_file("CT-SC-Philips_Brilliance16P.dcm"))
+    fuzz.put_raw(ds, Tag("TotalNumberOfExposures"), "US", b"\xff\xff")  # 65535: still a count
+    assert extract(_reread(ds), "ct_philips").ct.total_events == 65535
+    fuzz.put_raw(ds, Tag("TotalNumberOfExposures"), "DS", b"1e12")
+    report = extract(_reread(ds), "ct_philips")
+    assert report.ct.total_events is None
+    assert any("TotalNumberOfExposures" in w for w in report.warnings)

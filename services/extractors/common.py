@@ -29,6 +29,21 @@ class ExtractOptions:
 DEFAULT_OPTIONS = ExtractOptions()
 
 
+# Counts (irradiation events, radiographic frames) are stored in PostgreSQL integer columns.
+# A number under a count's concept that is negative or beyond that range is not a count of
+# anything an X-ray system did, and it would make the writer fail on the whole study.
+MAX_COUNT = 2**31 - 1
+
+
+def count_out_of_range(value: float) -> Optional[str]:
+    """Why `value` cannot be a count, or None when it can (whole-number checks are the caller's)."""
+    if value < 0:
+        return f"{value:g} is negative, not a count"
+    if value > MAX_COUNT:
+        return f"{value:g} is too large to be a count"
+    return None
+
+
 def first_text(ds: Dataset, *keywords: str) -> Optional[str]:
     for keyword in keywords:
         value = text(ds, keyword)

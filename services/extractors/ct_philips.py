@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydicom.dataset import Dataset
 
-from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
+from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions, count_out_of_range
 from services.extractors.image_header import HeaderReader, add_seconds, item_meaning, report_header
 from shared.dicom import SECONDARY_CAPTURE, iso_datetime, person_name, text
 from shared.outcome import Ignored
@@ -154,6 +154,10 @@ def extract(ds: Dataset, options: ExtractOptions = DEFAULT_OPTIONS) -> DoseRepor
               if "AcquisitionType" in item]
     total_dlp = top.private_number(DLP_GROUP, ELSCINT, DLP_OFFSET, "total DLP")
     total_events = top.number("TotalNumberOfExposures")
+    if total_events is not None and (total_events != int(total_events) or count_out_of_range(total_events)):
+        report.warnings.append(f"TotalNumberOfExposures (0040,0301): {total_events:g} is not a count of "
+                               "exposures; left empty")
+        total_events = None
     if not events and total_dlp is None:
         raise Ignored("Philips Dose Info object with no exposure items and no total DLP")
     start, end = irradiation_span(events)

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, NamedTuple, Optional
 
 from pydicom.dataset import Dataset
 
+from services.extractors.common import count_out_of_range
 from shared import sr
 from shared.dicom import person_name
 from shared.outcome import Ignored
@@ -170,6 +171,10 @@ def _count(container: Optional[Dataset], num: Num, warn: Warn) -> Optional[int]:
         return None
     if value != int(value) or value < 0:
         warn(f"{num.name} ({num.code.value}): {value} is not a whole number of events; left empty")
+        return None
+    why = count_out_of_range(value)
+    if why:
+        warn(f"{num.name} ({num.code.value}): {why}; left empty")
         return None
     return int(value)
 

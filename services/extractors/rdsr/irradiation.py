@@ -14,6 +14,7 @@ from typing import NamedTuple, Optional, Union
 
 from pydicom.dataset import Dataset
 
+from services.extractors.common import count_out_of_range
 from services.extractors.rdsr.quantities import COUNT, MA, MM, Unit, convert
 from shared import sr
 from shared.report import Filter
@@ -227,6 +228,10 @@ class Reader:
             return None
         if abs(value - round(value)) > 1e-6:
             self.note(c, f"is not a whole number ({value})")
+            return None
+        why = count_out_of_range(value)
+        if why:
+            self.note(c, why)
             return None
         return int(round(value))
 
