@@ -16,6 +16,7 @@ A library for tests, no tests of its own. Corpus files are read in place, never 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import random
@@ -547,18 +548,26 @@ WEIGHTS = {"drop_element": 14, "garble_value": 14, "wrong_vr": 12, "truncate_tre
 # --- writing ----------------------------------------------------------------------------------
 
 
-def encode(ds: Dataset) -> bytes:
-    """The dataset as file bytes, raw (mutated) elements written exactly as they are."""
-    # Writing 1000 nested sequences takes several Python frames per level; reading it back is
-    # the code under test and keeps the default limit.
+@contextlib.contextmanager
+def _deep_writes():
+    """Writing 1000 nested sequences takes several Python frames per level; reading them back
+    is the code under test and keeps the default limit. (Without this, pydicom's writer wraps
+    the RecursionError once per level, each message holding the last plus a stack trace:
+    gigabytes.)"""
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20000))
     try:
-        out = io.BytesIO()
-        pydicom.dcmwrite(out, ds, enforce_file_format=False)
-        return out.getvalue()
+        yield
     finally:
         sys.setrecursionlimit(limit)
+
+
+def encode(ds: Dataset) -> bytes:
+    """The dataset as file bytes, raw (mutated) elements written exactly as they are."""
+    out = io.BytesIO()
+    with _deep_writes():
+        pydicom.dcmwrite(out, ds, enforce_file_format=False)
+    return out.getvalue()
 
 
 def declare_transfer_syntax(ds: Dataset, uid: Optional[str]) -> bytes:
@@ -567,7 +576,8 @@ def declare_transfer_syntax(ds: Dataset, uid: Optional[str]) -> bytes:
     implicit, little = ds.original_encoding
     body = DicomBytesIO()
     body.is_implicit_VR, body.is_little_endian = bool(implicit), little is not False
-    write_dataset(body, ds)
+    with _deep_writes():
+        write_dataset(body, ds)
     meta = FileMetaDataset(ds.file_meta) if getattr(ds, "file_meta", None) else FileMetaDataset()
     if uid is None:
         if "TransferSyntaxUID" in meta:

@@ -156,7 +156,7 @@ def _describe(r: Result) -> str:
 
 def report_problems(report: DoseReport) -> list[str]:
     """What makes a report unfit to store: not a round trip through JSON, a NaN or infinite
-    number, text PostgreSQL cannot hold (NUL, unencodable)."""
+    number, a count beyond PostgreSQL's integer, text PostgreSQL cannot hold (NUL, unencodable)."""
     problems = []
     data = report.model_dump(mode="json")
     if DoseReport.model_validate_json(report.model_dump_json()) != report:
@@ -175,6 +175,8 @@ def report_problems(report: DoseReport) -> list[str]:
                 walk(v, f"{where}[{i}]")
         elif isinstance(node, float) and not math.isfinite(node):
             problems.append(f"{where} = {node}")
+        elif isinstance(node, int) and not isinstance(node, bool) and not -2**31 <= node < 2**31:
+            problems.append(f"{where} = {node} does not fit the database's integer column")
         elif isinstance(node, str):
             if "\x00" in node:
                 problems.append(f"{where} holds a NUL character")
