@@ -12,11 +12,10 @@ from shared.settings import Settings, load
 log = logging.getLogger("doseflow")
 
 
-def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+def _setup_logging(settings: Settings, service: str) -> None:
+    from shared import logs
+
+    logs.setup(settings.log_level, settings.log_format, service)
 
 
 def _database(settings: Settings):
@@ -302,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load()
-    _setup_logging(settings)
+    _setup_logging(settings, args.kind if args.command == "worker" else args.command)
     try:
         return args.func(args, settings) or 0
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import functools
 import logging
@@ -214,22 +215,26 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
             ch.basic_reject(method.delivery_tag, requeue=True)
             metrics.message_done(queue, "requeued")
             return
+        outcome = "acked" if result.dead_letter_reason is None else "dead_lettered"
+        metrics.message_done(queue, outcome)
         if result.dead_letter_reason is not None:
-            metrics.message_done(queue, "dead_lettered")
             metrics.dead_lettered(queue, result.dead_letter_reason)
-        else:
-            metrics.message_done(queue, "acked")
+        log.debug("%s message %s", queue, outcome)
 
     def work(queue, handler, method, body, headers):
+        # Each message in a context of its own: the correlation id its decoding sets for the
+        # logs stays with it, through `finish`, and never leaks into the next message.
+        context = contextvars.copy_context()
         started = time.monotonic()
         try:
-            result = handler(body, headers)
+            result = context.run(handler, body, headers)
         except Exception as exc:  # a bug must not kill the worker: record it with the message
-            log.exception("handler for %s failed", queue)
+            context.run(log.exception, "handler for %s failed", queue)
             result = Result(dead_letter_reason=f"internal error in {queue} handler: "
                                                f"{type(exc).__name__}: {exc}")
         metrics.MESSAGE_SECONDS.labels(queue).observe(time.monotonic() - started)
-        connection.add_callback_threadsafe(functools.partial(finish, queue, method, body, headers, result))
+        connection.add_callback_threadsafe(functools.partial(context.run, finish, queue, method, body, headers,
+                                                             result))
 
     def on_message(queue, handler, _ch, method, properties, body):
         executor.submit(work, queue, handler, method, body, dict(properties.headers or {}))

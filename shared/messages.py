@@ -10,8 +10,9 @@ import json
 import uuid
 from typing import Literal, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared import logs
 from shared.report import DoseReport
 
 SCHEMA = 1
@@ -30,6 +31,14 @@ class Message(BaseModel):
 
     schema_version: Literal[1] = Field(SCHEMA, alias="schema")
     message_id: str = Field(default_factory=_id)
+    # Follows one object through the stages (logs): its ObjectReceived's message_id, copied by
+    # each stage into the messages it publishes for that object.
+    correlation_id: Optional[str] = None
+
+    @property
+    def correlation(self) -> str:
+        """The id to log and to copy forward (this message's own id when none came with it)."""
+        return self.correlation_id or self.message_id
 
     def encode(self) -> bytes:
         # ASCII JSON with \u escapes: a file name that is not valid UTF-8 (a Linux path decoded
@@ -45,6 +54,15 @@ class ObjectReceived(Message):
     received_at: str = Field(default_factory=_now)
     # "toshiba_builder" for RDSRs the builder made, so they are not sent back to it.
     origin: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starts_a_correlation(cls, data):
+        # An object's journey starts here: its correlation id is this message's id.
+        if isinstance(data, dict) and not data.get("correlation_id"):
+            data = {**data, "message_id": data.get("message_id") or _id()}
+            data["correlation_id"] = data["message_id"]
+        return data
 
 
 class ExtractRequest(Message):
@@ -86,7 +104,8 @@ M = TypeVar("M", bound=Message)
 
 
 def decode(model: type[M], body: bytes) -> M:
-    """The only place a queue body becomes a message."""
+    """The only place a queue body becomes a message. The message's correlation id becomes the
+    logging context of the handling (shared/logs.py; the consumer gives each message its own)."""
     if isinstance(body, (bytes, bytearray)):
         try:
             body.decode("utf-8")
@@ -95,7 +114,7 @@ def decode(model: type[M], body: bytes) -> M:
             raise UndecodableMessage(f"not a valid {model.__name__}: body is not UTF-8 text "
                                      f"({exc.reason} at byte {exc.start})") from None
     try:
-        return model.model_validate(json.loads(body))
+        message = model.model_validate(json.loads(body))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
@@ -103,3 +122,5 @@ def decode(model: type[M], body: bytes) -> M:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         kind = "Invalid JSON: " if isinstance(exc, json.JSONDecodeError) else ""
         raise UndecodableMessage(f"not a valid {model.__name__}: {kind}{exc}") from None
+    logs.set_correlation(message.correlation)
+    return message

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
         / "doseflow", description="Where the embedded PostgreSQL and built RDSRs are kept.")
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` lines for a terminal, or `json`: one object per line with time, level, "
+        "logger, message, service and the correlation id of the object in hand (for a log collector).")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port on which `doseflow worker ...` serves Prometheus metrics "
         "(`/metrics`, all interfaces). 0: no metrics server.")

@@ -52,8 +52,8 @@ def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
 
 def outcome(path: str, status: str, reason: str, *, stage: str = "classifier",
             sop_instance_uid: str | None = None, study_instance_uid: str | None = None,
-            route: str | None = None) -> Publish:
-    msg = Outcome(path=path, stage=stage, status=status, reason=reason, route=route,
+            route: str | None = None, correlation_id: str | None = None) -> Publish:
+    msg = Outcome(path=path, stage=stage, status=status, reason=reason, route=route, correlation_id=correlation_id,
                   sop_instance_uid=sop_instance_uid or None, study_instance_uid=study_instance_uid or None)
     return Publish(broker.OUTCOMES_EXCHANGE, "outcomes", msg.encode())
 
@@ -67,12 +67,13 @@ def make_handler(rules: RoutingRules, roots: list[str]):
         try:
             route, ds = classify_file(msg.path, rules, roots, routing_only=True)
         except Ignored as exc:
-            return Result([outcome(msg.path, "ignored", exc.reason)])
+            return Result([outcome(msg.path, "ignored", exc.reason, correlation_id=msg.correlation)])
         except Failed as exc:
-            return Result([outcome(msg.path, "failed", exc.reason)], dead_letter_reason=exc.reason)
+            return Result([outcome(msg.path, "failed", exc.reason, correlation_id=msg.correlation)],
+                          dead_letter_reason=exc.reason)
         request = ExtractRequest(path=msg.path, route=route, sop_instance_uid=text(ds, "SOPInstanceUID") or "",
                                  study_instance_uid=text(ds, "StudyInstanceUID") or "",
-                                 sop_class_uid=text(ds, "SOPClassUID") or "")
+                                 sop_class_uid=text(ds, "SOPClassUID") or "", correlation_id=msg.correlation)
         return Result([Publish(broker.EXTRACT_EXCHANGE, route, request.encode())])
 
     return handle

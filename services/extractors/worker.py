@@ -37,9 +37,10 @@ def make_handler(route: str, options: ExtractOptions, roots: list[str]):
         except (Ignored, Failed) as exc:
             status = "ignored" if isinstance(exc, Ignored) else "failed"
             record = outcome(msg.path, status, exc.reason, stage="extractor", route=route,
-                             sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)
+                             sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
+                             correlation_id=msg.correlation)
             return Result([record], dead_letter_reason=exc.reason if status == "failed" else None)
-        ready = ReportReady(path=msg.path, report=report)
+        ready = ReportReady(path=msg.path, report=report, correlation_id=msg.correlation)
         return Result([Publish(broker.REPORTS_EXCHANGE, "writer", ready.encode())])
 
     return handle

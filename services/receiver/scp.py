@@ -124,9 +124,10 @@ def _sop_class_name(uid: str) -> str:
 
 class StoreHandler:
     """The C-STORE handler: write the object under `root`, call `announce(path)` (which must
-    raise unless the broker confirmed the message), then answer Success."""
+    raise unless the broker confirmed the message; it may return the object's correlation id,
+    for the log), then answer Success."""
 
-    def __init__(self, root: Path, announce: Callable[[str], None]):
+    def __init__(self, root: Path, announce: Callable[[str], Optional[str]]):
         self.root = Path(root)
         self.announce = announce
 
@@ -156,13 +157,14 @@ class StoreHandler:
                       calling_ae, path, exc.strerror or type(exc).__name__)
             return OUT_OF_RESOURCES
         try:
-            self.announce(str(path))
+            correlation_id = self.announce(str(path))
         except Exception as exc:
             # The file stays: the modality re-sends it and it is rewritten under the same name.
             log.error("C-STORE of %s from %s failed: written to %s but not announced on the broker (%s: %s)",
                       _sop_class_name(sop_class), calling_ae, path, type(exc).__name__, exc)
             return OUT_OF_RESOURCES
-        log.info("received %s from %s: %s", _sop_class_name(sop_class), calling_ae, path)
+        log.info("received %s from %s: %s", _sop_class_name(sop_class), calling_ae, path,
+                 extra={"correlation_id": correlation_id} if isinstance(correlation_id, str) else None)
         return SUCCESS
 
 

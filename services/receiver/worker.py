@@ -44,11 +44,14 @@ class Announcer:
         self._connect = broker.connect.retry_with(stop=stop_after_delay(connect_within))
         self._lock = threading.Lock()
 
-    def __call__(self, path: str) -> None:
-        message = Publish(INGEST_EXCHANGE, "ingest", ObjectReceived(path=path, origin="receiver").encode())
+    def __call__(self, path: str) -> str:
+        """Announce the object at `path`; returns the correlation id that follows it through the stages."""
+        received = ObjectReceived(path=path, origin="receiver")
+        message = Publish(INGEST_EXCHANGE, "ingest", received.encode())
         with self._lock:
             self._ensure_channel()
             self.publisher.publish(message)
+        return received.correlation
 
     def _ensure_channel(self) -> None:
         # Connect with a bounded wait; Publisher.publish would otherwise reconnect with the

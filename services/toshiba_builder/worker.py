@@ -49,12 +49,13 @@ def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]
             obj = collect(read_header(check_ingest_path(msg.path, roots)), msg.path, options)
         except Failed as exc:
             return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, route="toshiba",
-                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)],
-                          dead_letter_reason=exc.reason)
+                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
+                                   correlation_id=msg.correlation)], dead_letter_reason=exc.reason)
         if obj.kind == "other":
             return Result([outcome(msg.path, "ignored", "object of a legacy CT study that is neither a dose "
                                    "summary page nor a CT image", stage=STAGE, route="toshiba",
-                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid)])
+                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
+                                   correlation_id=msg.correlation)])
         try:
             db.run(lambda conn: state.collect_object(conn, obj))
         except RetryError:
@@ -73,11 +74,12 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
         objects = state.study_objects(conn, uid)
         done = finish(objects, state.stored_sources(conn, uid), state.built_uids(conn, uid),
                       lambda path: read_object(check_ingest_path(path, roots)))
-        built_uid = None
+        built_uid, announced = None, None
         if done.status == "built":
             path = write_rdsr(done.rdsr, output_dir(settings))
-            publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest",
-                                      ObjectReceived(path=str(path), origin=STAGE).encode()))
+            # The built RDSR is a new object with a correlation id of its own (logged below).
+            announced = ObjectReceived(path=str(path), origin=STAGE)
+            publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest", announced.encode()))
             built_uid = str(done.rdsr.SOPInstanceUID)
         elif done.status == "skipped" and done.header_report is not None:
             first = next(o for o in objects if o.sop_instance_uid == done.header_report.sources[0].sop_instance_uid)
@@ -93,7 +95,8 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
             record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route="toshiba",
                            sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
         state.mark(conn, uid, done.status, done.reason, built_uid)
-        log.info("legacy CT study %s: %s", uid[-12:], done.status)
+        log.info("legacy CT study %s: %s", uid[-12:], done.status,
+                 extra={"correlation_id": announced.correlation} if announced else None)
     # Committed: count what the ledger now says.
     for _ in objects:
         metrics.object_outcome("toshiba", status)
