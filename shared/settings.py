@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.classifier.rules import DEFAULT_TOSHIBA_MODELS
+from shared.paths import parse_path_map
 
 
 def _split(value):
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     ingest_roots: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated folders that ingest paths must lie under; "
         "others are refused and recorded as failed without being opened. Empty: any path.")
+    path_map: Annotated[list[tuple[str, str]], NoDecode] = Field(
+        default_factory=list, description="Comma-separated FROM=TO path prefixes rewritten in every "
+        "incoming message path before the ingest-root check and before opening "
+        "(`/mnt/pacs=/data/incoming`: a worker host with the share mounted elsewhere reads the same "
+        "file); whole path components only, the longest FROM wins. The ledger keeps the path as published.")
     prefetch: int = Field(16, ge=1, description="Unacknowledged messages a consumer may hold.")
     delivery_limit: int = Field(
         5, ge=1, description="Deliveries of one message before the broker dead-letters it (a message "
@@ -74,6 +80,13 @@ class Settings(BaseSettings):
 
     _split_lists = field_validator("ingest_roots", "toshiba_models", "receiver_allowed_calling_aes",
                                    mode="before")(_split)
+
+    @field_validator("path_map", mode="before")
+    @classmethod
+    def _parse_path_map(cls, value):
+        if isinstance(value, str):
+            return parse_path_map(_split(value))
+        return value
 
     def receiver_folder(self) -> Optional[Path]:
         """Where the receiver writes: DOSEFLOW_RECEIVER_ROOT, else the first ingest root."""

@@ -12,7 +12,7 @@ from shared.broker import Publish, Result
 from shared.dicom import UnreadableObject, read_object, text
 from shared.messages import ExtractRequest, ObjectReceived, Outcome, UndecodableMessage, decode
 from shared.outcome import Failed, Ignored
-from shared.paths import check_ingest_path
+from shared.paths import PathMap, check_ingest_path
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,11 @@ def read_header(path: str, *, routing_only: bool = False) -> Dataset:
 
 
 def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
-                  routing_only: bool = False) -> tuple[str, Dataset]:
-    """(route, header) for the file at `path`; raises Ignored or Failed. `routing_only` reads
-    just the attributes routing needs (the header returned is then not enough to extract)."""
-    real = check_ingest_path(path, roots)
+                  routing_only: bool = False, path_map: PathMap = ()) -> tuple[str, Dataset]:
+    """(route, header) for the file at `path` (as `path_map` rewrites it); raises Ignored or
+    Failed. `routing_only` reads just the attributes routing needs (the header returned is then
+    not enough to extract)."""
+    real = check_ingest_path(path, roots, path_map)
     ds = read_header(real, routing_only=routing_only)
     return classify(ds, rules), ds
 
@@ -58,14 +59,14 @@ def outcome(path: str, status: str, reason: str, *, stage: str = "classifier",
     return Publish(broker.OUTCOMES_EXCHANGE, "outcomes", msg.encode())
 
 
-def make_handler(rules: RoutingRules, roots: list[str]):
+def make_handler(rules: RoutingRules, roots: list[str], path_map: PathMap = ()):
     def handle(body: bytes, headers: dict) -> Result:
         try:
             msg = decode(ObjectReceived, body)
         except UndecodableMessage as exc:
             return Result(dead_letter_reason=str(exc))
         try:
-            route, ds = classify_file(msg.path, rules, roots, routing_only=True)
+            route, ds = classify_file(msg.path, rules, roots, routing_only=True, path_map=path_map)
         except Ignored as exc:
             return Result([outcome(msg.path, "ignored", exc.reason, correlation_id=msg.correlation)])
         except Failed as exc:
@@ -80,6 +81,6 @@ def make_handler(rules: RoutingRules, roots: list[str]):
 
 
 def run(settings, stop=None) -> None:
-    handler = make_handler(RoutingRules(tuple(settings.toshiba_models)), settings.ingest_roots)
+    handler = make_handler(RoutingRules(tuple(settings.toshiba_models)), settings.ingest_roots, settings.path_map)
     broker.consume(settings.amqp_url, {"ingest": handler}, prefetch=settings.prefetch,
                    delivery_limit=settings.delivery_limit, stop=stop)

@@ -8,7 +8,7 @@ from shared import broker
 from shared.broker import Publish, Result
 from shared.messages import ExtractRequest, ReportReady, UndecodableMessage, decode
 from shared.outcome import Failed, Ignored
-from shared.paths import check_ingest_path
+from shared.paths import PathMap, check_ingest_path
 from shared.report import DoseReport
 
 
@@ -26,14 +26,14 @@ def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> Dos
     return report
 
 
-def make_handler(route: str, options: ExtractOptions, roots: list[str]):
+def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map: PathMap = ()):
     def handle(body: bytes, headers: dict) -> Result:
         try:
             msg = decode(ExtractRequest, body)
         except UndecodableMessage as exc:
             return Result(dead_letter_reason=str(exc))
         try:
-            report = extract_file(check_ingest_path(msg.path, roots), route, options)
+            report = extract_file(check_ingest_path(msg.path, roots, path_map), route, options)
         except (Ignored, Failed) as exc:
             status = "ignored" if isinstance(exc, Ignored) else "failed"
             record = outcome(msg.path, status, exc.reason, stage="extractor", route=route,
@@ -49,6 +49,7 @@ def make_handler(route: str, options: ExtractOptions, roots: list[str]):
 def run(settings, routes: list[str] | None = None, stop=None) -> None:
     options = ExtractOptions(patient_hash_key=settings.patient_key())
     routes = routes or list(EXTRACT_ROUTES)
-    handlers = {broker.EXTRACT_QUEUE_OF_ROUTE[r]: make_handler(r, options, settings.ingest_roots) for r in routes}
+    handlers = {broker.EXTRACT_QUEUE_OF_ROUTE[r]: make_handler(r, options, settings.ingest_roots, settings.path_map)
+                for r in routes}
     broker.consume(settings.amqp_url, handlers, prefetch=settings.prefetch,
                    delivery_limit=settings.delivery_limit, stop=stop)

@@ -29,7 +29,7 @@ from shared.dicom import read_object
 from shared.ledger import record_outcome
 from shared.messages import ExtractRequest, ObjectReceived, ReportReady, UndecodableMessage, decode
 from shared.outcome import Failed
-from shared.paths import check_ingest_path
+from shared.paths import PathMap, check_ingest_path
 
 log = logging.getLogger(__name__)
 STAGE = "toshiba_builder"
@@ -39,14 +39,14 @@ def output_dir(settings) -> Path:
     return settings.toshiba_output_dir or settings.data_dir / "toshiba-rdsr"
 
 
-def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]):
+def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str], path_map: PathMap = ()):
     def handle(body: bytes, headers: dict) -> Result:
         try:
             msg = decode(ExtractRequest, body)
         except UndecodableMessage as exc:
             return Result(dead_letter_reason=str(exc))
         try:
-            obj = collect(read_header(check_ingest_path(msg.path, roots)), msg.path, options)
+            obj = collect(read_header(check_ingest_path(msg.path, roots, path_map)), msg.path, options)
         except Failed as exc:
             return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, route="toshiba",
                                    sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
@@ -73,7 +73,7 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
             return False
         objects = state.study_objects(conn, uid)
         done = finish(objects, state.stored_sources(conn, uid), state.built_uids(conn, uid),
-                      lambda path: read_object(check_ingest_path(path, roots)))
+                      lambda path: read_object(check_ingest_path(path, roots, settings.path_map)))
         built_uid, announced = None, None
         if done.status == "built":
             path = write_rdsr(done.rdsr, output_dir(settings))
@@ -131,7 +131,8 @@ def run(settings, stop=None) -> None:
                                name="toshiba-build", daemon=True)
     builder.start()
     try:
-        broker.consume(settings.amqp_url, {"toshiba.collect": make_collect_handler(db, options, settings.ingest_roots)},
+        handler = make_collect_handler(db, options, settings.ingest_roots, settings.path_map)
+        broker.consume(settings.amqp_url, {"toshiba.collect": handler},
                        prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop)
     finally:
         stop.set()
