@@ -232,6 +232,17 @@ def cmd_dead_letters(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_config(args, settings: Settings) -> int:
+    from doseflow import configuration
+
+    if args.markdown:
+        sys.stdout.write(configuration.markdown_table())
+    else:
+        for name, value in configuration.effective(settings):
+            print(f"{name}={value}")
+    return 0
+
+
 def _iso_date(value: str):
     import datetime as dt
 
@@ -280,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer", "receiver"])
     s.add_argument("routes", nargs="*", help="extractor only: rdsr mg_image dx_image ct_philips (default all)")
     s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("config", help="this process's settings (passwords and keys hidden), or the reference table")
+    s.add_argument("--markdown", action="store_true",
+                   help="every setting with its variable, default and meaning, as README's table")
+    s.set_defaults(func=cmd_config)
 
     s = sub.add_parser("db", help="database administration")
     s.add_argument("action", choices=["migrate"])

@@ -24,59 +24,69 @@ def _split(value):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOSEFLOW_", extra="ignore")
 
+    # Each description is the README's configuration table row (`doseflow config --markdown`
+    # renders the table; tests/test_configuration.py keeps README equal to it). `default_text`:
+    # how the table shows a default that depends on the machine or on another setting.
     database_url: Optional[str] = Field(
-        None, description="PostgreSQL URL (libpq form; add ?sslmode=verify-full for TLS). Unset: "
-        "`import`, `studies` and `status` use an embedded PostgreSQL under data_dir.")
+        None, description="PostgreSQL URL (libpq form; add `?sslmode=verify-full&sslrootcert=...` for TLS). "
+        "Unset: `import`, `studies` and `status` use an embedded PostgreSQL (pgserver) under "
+        "`DOSEFLOW_DATA_DIR`; the writer requires it.")
     amqp_url: str = Field(
         "amqp://guest:guest@127.0.0.1:5672/%2F",
-        description="RabbitMQ URL (amqps://... for TLS). The default guest user only works on localhost.")
+        description="RabbitMQ URL (`amqps://...` for TLS). RabbitMQ's guest user only works on localhost.")
     ingest_roots: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated folders that ingest paths must lie under; "
-        "others are refused and recorded as failed without being opened. Empty: any path.")
+        default_factory=list, json_schema_extra={"default_text": "empty (any path)"},
+        description="folders ingest paths must lie under (symlinks resolved); others are refused "
+        "unopened and recorded failed")
     path_map: Annotated[list[tuple[str, str]], NoDecode] = Field(
-        default_factory=list, description="Comma-separated FROM=TO path prefixes rewritten in every "
-        "incoming message path before the ingest-root check and before opening "
-        "(`/mnt/pacs=/data/incoming`: a worker host with the share mounted elsewhere reads the same "
-        "file); whole path components only, the longest FROM wins. The ledger keeps the path as published.")
-    prefetch: int = Field(16, ge=1, description="Unacknowledged messages a consumer may hold.")
+        default_factory=list, description="`FROM=TO` path prefixes rewritten in every incoming message "
+        "path before the ingest-root check and before opening, so a worker host whose share is mounted "
+        "elsewhere reads the same file (`/mnt/pacs=/data/incoming`); whole path components only, the "
+        "longest `FROM` wins; the ledger keeps the path as published")
+    prefetch: int = Field(16, ge=1, description="unacknowledged messages a consumer may hold")
     delivery_limit: int = Field(
-        5, ge=1, description="Deliveries of one message before the broker dead-letters it (a message "
-        "that keeps killing a worker).")
+        5, ge=1, description="deliveries of one message before the broker dead-letters it (a message that "
+        "keeps killing a worker); deploy/rabbitmq/definitions.json declares the queues with the default, "
+        "so changing it means regenerating that file")
     patient_hash_key: Optional[str] = Field(
-        None, description="Key for HMAC-SHA-256 hashes of patient name and ID. Unset (default): "
-        "neither is stored.")
+        None, description="key for HMAC-SHA-256 hashes of patient name and ID (`patient.name_hash`, "
+        "`patient.id_hash`); unset: neither is stored in any form")
     patient_hash_key_file: Optional[Path] = Field(
-        None, description="File holding the patient hash key (e.g. a Docker secret); wins over "
-        "DOSEFLOW_PATIENT_HASH_KEY.")
+        None, description="file holding that key (e.g. a Docker secret); wins over the variable")
     toshiba_models: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_TOSHIBA_MODELS),
-        description="Comma-separated Manufacturer/Model prefixes (case-insensitive) whose CT objects "
-        "and secondary captures go to the Toshiba builder.")
+        description="Manufacturer/Model prefixes (case-insensitive) whose CT images and secondary "
+        "captures go to the Toshiba builder")
     toshiba_quiet_seconds: float = Field(
-        120, ge=0, description="A legacy Toshiba study is built when no object arrived for this long.")
+        120, ge=0, description="a legacy Toshiba study is built when no object arrived for this long")
     toshiba_output_dir: Optional[Path] = Field(
-        None, description="Where the Toshiba builder writes the RDSRs it builds (default: "
-        "<data_dir>/toshiba-rdsr; must lie under an ingest root when roots are set).")
+        None, json_schema_extra={"default_text": "`<data dir>/toshiba-rdsr`"},
+        description="where the Toshiba builder writes the RDSRs it builds (must lie under an ingest "
+        "root when roots are set)")
     data_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-        / "doseflow", description="Where the embedded PostgreSQL and built RDSRs are kept.")
-    log_level: str = Field("INFO", description="Python logging level.")
+        / "doseflow", json_schema_extra={"default_text": "`$XDG_DATA_HOME/doseflow` or `~/.local/share/doseflow`"},
+        description="embedded PostgreSQL data and built RDSRs")
+    log_level: str = Field("INFO", description="Python logging level; logs never carry patient names or IDs")
     log_format: Literal["text", "json"] = Field(
-        "text", description="`text` lines for a terminal, or `json`: one object per line with time, level, "
-        "logger, message, service and the correlation id of the object in hand (for a log collector).")
+        "text", description="`text`, or `json`: one object per line with `time`, `level`, `logger`, "
+        "`message`, `service` and the `correlation_id` that follows one object through the stages (the "
+        "ObjectReceived message id); docker-compose.yml sets `json`")
     metrics_port: int = Field(
-        0, ge=0, le=65535, description="Port on which `doseflow worker ...` serves Prometheus metrics "
-        "(`/metrics`, all interfaces). 0: no metrics server.")
+        0, ge=0, le=65535, json_schema_extra={"default_text": "`0` (off)"},
+        description="port on which `doseflow worker ...` serves Prometheus metrics at `/metrics` (all "
+        "interfaces)")
     receiver_ae_title: str = Field(
         "DOSEFLOW", min_length=1, max_length=16,
-        description="AE title of the DICOM C-STORE receiver (`doseflow worker receiver`).")
-    receiver_port: int = Field(11112, ge=1, le=65535, description="TCP port the receiver listens on.")
+        description="AE title of the DICOM receiver (`doseflow worker receiver`)")
+    receiver_port: int = Field(11112, ge=1, le=65535, description="TCP port the receiver listens on")
     receiver_allowed_calling_aes: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated calling AE titles the receiver accepts "
-        "associations from. Empty: any.")
+        default_factory=list, json_schema_extra={"default_text": "empty (any)"},
+        description="calling AE titles the receiver accepts associations from; others are rejected")
     receiver_root: Optional[Path] = Field(
-        None, description="Folder the receiver writes objects to (<root>/<StudyInstanceUID>/"
-        "<SOPInstanceUID>.dcm). Default: the first ingest root; required when no roots are set.")
+        None, json_schema_extra={"default_text": "the first ingest root"},
+        description="folder the receiver writes received objects to, as "
+        "`<root>/<StudyInstanceUID>/<SOPInstanceUID>.dcm`; required when `DOSEFLOW_INGEST_ROOTS` is empty")
 
     _split_lists = field_validator("ingest_roots", "toshiba_models", "receiver_allowed_calling_aes",
                                    mode="before")(_split)
