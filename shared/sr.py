@@ -67,7 +67,7 @@ def code_of(seq_item: Optional[Dataset]) -> Optional[Code]:
     return Code(as_text(value(seq_item, "CodingSchemeDesignator") or ""), as_text(code))
 
 
-def _first(item: Dataset, keyword: str) -> Optional[Dataset]:
+def first_item(item: Optional[Dataset], keyword: str) -> Optional[Dataset]:
     """The first item of a sequence; None when absent, empty, unreadable or not a sequence
     (a sequence written under another VR reads as text or numbers)."""
     seq = value(item, keyword)
@@ -77,7 +77,7 @@ def _first(item: Dataset, keyword: str) -> Optional[Dataset]:
 
 
 def concept_name(item: Dataset) -> Optional[Code]:
-    return code_of(_first(item, "ConceptNameCodeSequence"))
+    return code_of(first_item(item, "ConceptNameCodeSequence"))
 
 
 def is_concept(item: Dataset, concept) -> bool:
@@ -125,14 +125,14 @@ def find_all(item: Dataset, concept) -> list[Dataset]:
 
 
 def coded_value(item: Optional[Dataset]) -> Optional[Code]:
-    return None if item is None else code_of(_first(item, "ConceptCodeSequence"))
+    return None if item is None else code_of(first_item(item, "ConceptCodeSequence"))
 
 
 def coded_meaning(item: Optional[Dataset]) -> Optional[str]:
     """The CodeMeaning of a CODE item's value, exactly as written (trailing blanks dropped)."""
     if item is None:
         return None
-    code = _first(item, "ConceptCodeSequence")
+    code = first_item(item, "ConceptCodeSequence")
     if code is None:
         return None
     meaning = value(code, "CodeMeaning")
@@ -166,10 +166,10 @@ def measured(item: Optional[Dataset]) -> Measured:
     """The number and unit of a NUM item. Absent or unreadable gives value None, never 0."""
     if item is None:
         return Measured(None, None, None)
-    mv = _first(item, "MeasuredValueSequence")
+    mv = first_item(item, "MeasuredValueSequence")
     if mv is None:
         return Measured(None, None, "no measured value")
-    unit = code_of(_first(mv, "MeasurementUnitsCodeSequence"))
+    unit = code_of(first_item(mv, "MeasurementUnitsCodeSequence"))
     unit_value = unit.value if unit else None
     try:
         raw = mv.get("NumericValue")
@@ -189,7 +189,7 @@ def measured_all(item: Optional[Dataset]) -> list[float]:
     """Every value of a possibly multi-valued NUM (pulse-level data)."""
     if item is None:
         return []
-    mv = _first(item, "MeasuredValueSequence")
+    mv = first_item(item, "MeasuredValueSequence")
     return (_floats(value(mv, "NumericValue")) or []) if mv is not None else []
 
 

@@ -4,6 +4,7 @@ the concept) or as `Failed` with a reason — never as another exception."""
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import pydicom
@@ -235,3 +236,34 @@ def test_a_philips_total_number_of_exposures_that_is_no_count_is_left_empty_with
     report = extract(_reread(ds), "ct_philips")
     assert report.ct.total_events is None
     assert any("TotalNumberOfExposures" in w for w in report.warnings)
+
+
+# --- sequences under another VR outside the content tree --------------------------------------
+
+
+def test_an_mg_view_code_sequence_written_as_a_person_name_leaves_the_view_empty():
+    # ViewCodeSequence under VR PN reads as a PersonName: first_code_meaning() indexed it
+    # (TypeError: 'PersonName' object is not subscriptable).
+    ds = pydicom.dcmread(corpus_file("MG-Im-Hologic-PropProj.dcm"))
+    original = extract(_reread(ds), "mg_image")
+    fuzz.put_raw(ds, Tag("ViewCodeSequence"), "PN", b"not^a^sequence")
+    report = extract(_reread(ds), "mg_image")
+    assert original.mammography.events[0].view is not None
+    assert report.mammography.events[0].view is None
+    assert report.mammography.events[0].agd_mGy == original.mammography.events[0].agd_mGy
+
+
+@pytest.mark.parametrize("route, name, keyword, vr, value", [
+    ("dx_image", "DX-Im-Carestream_DR7500-1.dcm", "RequestAttributesSequence", "FD", struct.pack("<d", 1.0)),
+    ("rdsr", CT_RDSR, "RequestAttributesSequence", "FD", struct.pack("<d", 1.0)),
+    ("rdsr", CT_RDSR, "ContentTemplateSequence", "UL", b"10011"),
+    ("rdsr", CT_RDSR, "PatientWeight", "FD", b"70"),
+])
+def test_a_header_element_under_a_vr_its_bytes_do_not_fit_is_read_as_absent(route, name, keyword, vr, value):
+    # Read as a float (then indexed: TypeError) or refused by pydicom (BytesLengthException)
+    # where the header readers called ds.get() directly.
+    ds = pydicom.dcmread(corpus_file(name))
+    fuzz.put_raw(ds, Tag(keyword), vr, value)
+    report = extract(_reread(ds), route)
+    assert report.sources[0].sop_instance_uid
+

@@ -52,14 +52,8 @@ def first_text(ds: Dataset, *keywords: str) -> Optional[str]:
     return None
 
 
-def first_code_meaning(ds: Dataset, keyword: str) -> Optional[str]:
-    try:
-        seq = ds.get(keyword)
-    except Exception:
-        return None
-    if not seq:
-        return None
-    meaning = sr.value(seq[0], "CodeMeaning") if isinstance(seq[0], Dataset) else None
+def first_code_meaning(ds: Optional[Dataset], keyword: str) -> Optional[str]:
+    meaning = sr.value(sr.first_item(ds, keyword), "CodeMeaning")
     return as_text(meaning) or None if meaning else None
 
 
@@ -124,8 +118,8 @@ def patient_from_header(ds: Dataset, study_date: Optional[str], options: Extract
     return Patient(
         age_years=age_years(ds, study_date),
         sex=text(ds, "PatientSex"),
-        size_m=number(ds.get("PatientSize")),
-        weight_kg=number(ds.get("PatientWeight")),
+        size_m=number(sr.value(ds, "PatientSize")),
+        weight_kg=number(sr.value(ds, "PatientWeight")),
         id_hash=id_,
         name_hash=name,
     )

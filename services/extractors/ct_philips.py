@@ -146,7 +146,7 @@ def extract(ds: Dataset, options: ExtractOptions = DEFAULT_OPTIONS) -> DoseRepor
 
     sop_uid = text(ds, "SOPInstanceUID") or ""
     try:
-        items = list(ds.get("ExposureDoseSequence") or [])
+        items = [item for item in ds.get("ExposureDoseSequence") or [] if isinstance(item, Dataset)]
     except Exception:
         items = []
         report.warnings.append("ExposureDoseSequence (0040,030E) could not be read")

@@ -28,6 +28,7 @@ from services.extractors.image_header import (
     report_header,
     tube_current_mA,
 )
+from shared import sr
 from shared.dicom import CR_IMAGE, DX_FOR_PRESENTATION, DX_FOR_PROCESSING, text
 from shared.outcome import Ignored
 from shared.report import DoseReport, Projection, ProjectionEvent, ProjectionPlane
@@ -78,11 +79,7 @@ def procedure(ds: Dataset) -> Optional[str]:
 def requested_procedure(ds: Dataset) -> Optional[str]:
     """The request, from the most to the least specific place it is written. Units that send no
     request at all (Carestream DRX-Revolution, Canon CXDI) end at StudyDescription."""
-    try:
-        requests = ds.get("RequestAttributesSequence")
-    except Exception:
-        requests = None
-    request = requests[0] if requests else None
+    request = sr.first_item(ds, "RequestAttributesSequence")
     return (first_code_meaning(ds, "RequestedProcedureCodeSequence")
             or item_meaning(ds, "RequestAttributesSequence", "RequestedProcedureCodeSequence")
             or (text(request, "RequestedProcedureDescription") if request is not None else None)

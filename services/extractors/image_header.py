@@ -29,6 +29,7 @@ from services.extractors.common import (
     source_of,
     study_from_header,
 )
+from shared import sr
 from shared.dicom import as_text, iso_date, iso_datetime, iso_time, text
 from shared.outcome import Failed
 from shared.report import DoseReport, Filter, Patient
@@ -243,13 +244,7 @@ def patient(ds: Dataset, study_date: Optional[str], options: ExtractOptions,
 
 def item_meaning(ds: Dataset, sequence: str, inner: str) -> Optional[str]:
     """The CodeMeaning of `inner`[0] within `sequence`[0] (e.g. a request's procedure code)."""
-    try:
-        seq = ds.get(sequence)
-    except Exception:
-        return None
-    if not seq:
-        return None
-    return first_code_meaning(seq[0], inner)
+    return first_code_meaning(sr.first_item(ds, sequence), inner)
 
 
 # --- event values shared by MG and DX ------------------------------------------------------

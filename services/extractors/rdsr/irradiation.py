@@ -261,7 +261,7 @@ class Reader:
             return None
         meaning = sr.coded_meaning(item)
         if meaning is None:
-            why = "has an empty meaning" if item.get("ConceptCodeSequence") else "has no coded value"
+            why = "has an empty meaning" if sr.value(item, "ConceptCodeSequence") else "has no coded value"
             self.note(c, why)
         return meaning
 

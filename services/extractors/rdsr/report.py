@@ -33,12 +33,8 @@ MAMMOGRAPHY_PROCEDURE = (SRT("P5-40010"), SCT("71651007"))
 
 def template_of(ds: Dataset) -> Optional[str]:
     """'10011' (CT), '10001' (projection X-ray) or None when the root declares no template."""
-    seq = ds.get("ContentTemplateSequence")
-    if seq:
-        ident = text(seq[0], "TemplateIdentifier")
-        if ident:
-            return ident
-    return None
+    template = sr.first_item(ds, "ContentTemplateSequence")
+    return text(template, "TemplateIdentifier") if template is not None else None
 
 
 def kind_of(ds: Dataset) -> str:
@@ -75,7 +71,7 @@ def extract_report(ds: Dataset, options: ExtractOptions) -> DoseReport:
     if not study.study_instance_uid:
         raise Failed("no StudyInstanceUID (0020,000D)")
     if study.requested_procedure is None:
-        request = (ds.get("RequestAttributesSequence") or [None])[0]
+        request = sr.first_item(ds, "RequestAttributesSequence")
         study.requested_procedure = (text(request, "RequestedProcedureDescription") if request else None) \
             or first_text(ds, "RequestedProcedureDescription")
     equipment = equipment_from_header(ds)
