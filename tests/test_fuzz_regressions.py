@@ -267,3 +267,26 @@ def test_a_header_element_under_a_vr_its_bytes_do_not_fit_is_read_as_absent(rout
     report = extract(_reread(ds), route)
     assert report.sources[0].sop_instance_uid
 
+
+# --- numbers no measurement can be -------------------------------------------------------------
+
+
+def test_an_organ_dose_that_overflows_in_conversion_is_left_empty_with_a_warning():
+    # 1.7976931e308 dGy × 100 mGy/dGy is infinity: agd_mGy and the accumulated AGD were inf,
+    # which JSON and the database cannot hold.
+    ds = pydicom.dcmread(corpus_file("MG-Im-GE_Seno_1_ForPresentation.dcm"))
+    fuzz.put_raw(ds, Tag("OrganDose"), "DS", b"1.7976931e308")
+    report = extract(_reread(ds), "mg_image")
+    assert report.mammography.events[0].agd_mGy is None
+    assert report.mammography.accumulated_agd_mGy.left is None
+    assert any(w.startswith("mammography.events[0].agd_mGy: inf is not a plausible number") for w in report.warnings)
+
+
+def test_a_dlp_beyond_any_measurement_is_left_empty_so_study_totals_cannot_overflow():
+    ds = _ct_rdsr()
+    accumulated = _num_item(ds, "113811")
+    fuzz.put_raw(_num_item(accumulated, "113813").MeasuredValueSequence[0], Tag("NumericValue"), "DS", b"1e300 ")
+    report = extract(_reread(ds), "rdsr")
+    assert report.ct.total_dlp_mGycm is None
+    assert any(w.startswith("ct.total_dlp_mGycm: 1e+300 is not a plausible number") for w in report.warnings)
+    assert report.ct.events == extract(_ct_rdsr(), "rdsr").ct.events
