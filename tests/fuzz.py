@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Optional
 
 import pydicom
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
@@ -204,7 +204,7 @@ def put_raw(ds: Dataset, tag, vr: str, value: bytes) -> None:
     ds._dict[Tag(tag)] = _raw(tag, vr, value)
 
 
-def _value_bytes(elem) -> bytes:
+def value_bytes(elem) -> bytes:
     """The encoded value of an element (implicit VR little endian for sequences)."""
     if isinstance(elem, RawDataElement):
         return bytes(elem.value or b"")
@@ -282,7 +282,7 @@ def wrong_vr(ds: Dataset, rng: random.Random) -> str:
     container, elem, where = picked
     old = _vr(elem)
     try:
-        value = _value_bytes(elem)
+        value = value_bytes(elem)
     except Exception:
         value = b"garbage!"
     new = rng.choice([v for v in ("UN", "UN", "OB", "FD", "FL", "US", "UL", "SS", "AT", "DS", "IS", "DA", "UI",
@@ -616,10 +616,7 @@ def mutate(source: Path, seed: int, out_dir: Path, *, kinds: Optional[Iterable[s
         kind = rng.choices(pool, weights=[WEIGHTS.get(k, 1) for k in pool])[0]
         try:
             data, said = _make(source, kind, rng, pool, study_uid, unique_uids)
-        except RecursionError as exc:
-            last_error = exc
-            continue
-        except Exception as exc:  # noqa: BLE001 - an unwritable mutation is redrawn
+        except Exception as exc:  # noqa: BLE001 - a mutation pydicom cannot write is redrawn
             last_error = exc
             continue
         path.write_bytes(data)
@@ -664,12 +661,3 @@ def _cut(data: bytes, rng: random.Random) -> int:
     # A third of the cuts fall in the preamble and file meta, the rest anywhere.
     return rng.randrange(min(len(data), 400)) if rng.random() < 0.3 else rng.randrange(max(1, len(data)))
 
-
-def mutants(sources: Iterable[tuple[Path, int]], out_dir: Path, *, base_seed: int = 0,
-            **options) -> list[Mutant]:
-    """`count` mutants of each (source, count), seeds base_seed, base_seed+1, ..."""
-    out = []
-    for source, count in sources:
-        for i in range(count):
-            out.append(mutate(source, base_seed + i, out_dir, **options))
-    return out

@@ -106,7 +106,7 @@ def test_a_concept_name_sequence_written_as_another_vr_counts_as_no_concept_name
     # or a BaseTag (AttributeError), or pydicom raised BytesLengthException.
     ds = _ct_rdsr()
     item = ds.ContentSequence[DEVICE_OBSERVER_UID_ITEM]
-    fuzz.put_raw(item, Tag("ConceptNameCodeSequence"), vr, fuzz._value_bytes(item["ConceptNameCodeSequence"]))
+    fuzz.put_raw(item, Tag("ConceptNameCodeSequence"), vr, fuzz.value_bytes(item["ConceptNameCodeSequence"]))
     reread = _reread(ds)
     assert sr.concept_name(reread.ContentSequence[DEVICE_OBSERVER_UID_ITEM]) is None
     report = extract(reread, "rdsr")
