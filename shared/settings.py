@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(
         5, ge=1, description="deliveries of one message before the broker dead-letters it (a message that "
         "keeps killing a worker); deploy/rabbitmq/definitions.json declares the queues with the default, "
-        "so changing it means regenerating that file")
+        "so changing it means regenerating that file and, for queues that already exist, a RabbitMQ policy "
+        "(queue arguments cannot be redeclared)")
     patient_hash_key: Optional[str] = Field(
         None, description="key for HMAC-SHA-256 hashes of patient name and ID (`patient.name_hash`, "
         "`patient.id_hash`); unset: neither is stored in any form")
