@@ -11,8 +11,13 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.classifier.rules import DEFAULT_TOSHIBA_MODELS
 from shared.paths import parse_path_map
+
+
+# Manufacturer/Model prefixes of legacy CT scanners whose dose screens the Toshiba builder reads
+# (the classifier's routing rules default to these too).
+DEFAULT_TOSHIBA_MODELS = ("Toshiba/Aquilion", "GE Medical Systems/LightSpeed Plus",
+                          "GE Medical Systems/Discovery STE")
 
 
 def _split(value):

@@ -36,6 +36,8 @@ from shared.report import DoseReport
 from tests import fuzz
 from tests.conftest import CORPUS, REPO
 
+pytestmark = pytest.mark.slow
+
 BASE_SEED = int(os.environ.get("DOSEFLOW_FUZZ_SEED", "7"))
 TOTAL = 1050
 CLI_SAMPLE = 50

@@ -14,6 +14,7 @@ from pydicom.uid import UID
 from shared import dicom
 from shared.dicom import text
 from shared.outcome import Ignored
+from shared.settings import DEFAULT_TOSHIBA_MODELS
 from shared.sr import Code, DCM, concept_name
 
 XRAY_DOSE_REPORT = DCM("113701")
@@ -23,8 +24,6 @@ MG_IMAGES = (dicom.MG_FOR_PRESENTATION, dicom.MG_FOR_PROCESSING)
 RADIOGRAPHIC_IMAGES = (dicom.CR_IMAGE, dicom.DX_FOR_PRESENTATION, dicom.DX_FOR_PROCESSING)
 TOSHIBA_CANDIDATE_CLASSES = (dicom.CT_IMAGE, dicom.ENHANCED_CT_IMAGE, dicom.SECONDARY_CAPTURE)
 
-DEFAULT_TOSHIBA_MODELS = ("Toshiba/Aquilion", "GE Medical Systems/LightSpeed Plus",
-                          "GE Medical Systems/Discovery STE")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from tests import fuzz
 from tests.integration.conftest import doseflow, wait_until
 from tests.test_fuzz_extract import BASE_SEED, report_problems
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOTAL = 1000
 SMALL = 45_000  # bytes: the objects that parse in milliseconds (RF: the Philips Allura report)

@@ -1,0 +1,54 @@
+"""The route registry: every way a dose object can go, written once.
+
+A route is the classifier's verdict for one object: the name it publishes with (routing key on
+`doseflow.extract`, `Source.route` in a report, the ledger's route), the queue its stage
+consumes, the name `doseflow import/extract --as` accepts, and the function that extracts it.
+The broker topology (shared/broker.py), the generated deploy/rabbitmq/definitions.json, the CLI
+choices and the report's `Route` type are all derived from this table, so a new modality is
+one row here, one extractor module and one classifier rule.
+
+The extractor is named as "module:function" and imported when first used: `shared/` holds the
+contracts and never imports a service.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    queue: str
+    cli_name: str
+    # "module:function" of the pure extractor (Dataset, ExtractOptions) -> DoseReport; None for
+    # a route whose objects are built into a report per study (the legacy Toshiba screens).
+    extractor: Optional[str]
+    description: str
+
+    def extract_function(self) -> Callable:
+        if self.extractor is None:
+            raise LookupError(f"route {self.name!r} has no per-object extractor")
+        module, _, function = self.extractor.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+RDSR = Route("rdsr", "extract.rdsr", "rdsr", "services.extractors.rdsr:extract",
+             "RDSRs, GE CT enhanced SR, Siemens Varic summary")
+MG_IMAGE = Route("mg_image", "extract.mg_image", "mg", "services.extractors.mg_image:extract",
+                 "mammography images, Hologic DBT projection SC")
+DX_IMAGE = Route("dx_image", "extract.dx_image", "dx", "services.extractors.dx_image:extract",
+                 "CR / DX / PX images")
+CT_PHILIPS = Route("ct_philips", "extract.ct_philips", "ctphilips", "services.extractors.ct_philips:extract",
+                   'Philips CT "Dose Info" secondary captures')
+TOSHIBA = Route("toshiba", "toshiba.collect", "toshiba", None,
+                "legacy Toshiba CT (dose screen + image headers), built per study")
+
+ROUTES: tuple[Route, ...] = (RDSR, MG_IMAGE, DX_IMAGE, CT_PHILIPS, TOSHIBA)
+BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
+BY_CLI_NAME: dict[str, Route] = {r.cli_name: r for r in ROUTES}
+# Routes whose objects are extracted one by one (the extractor worker's queues).
+EXTRACTED: tuple[Route, ...] = tuple(r for r in ROUTES if r.extractor is not None)
+
+RouteName = Literal[tuple(r.name for r in ROUTES)]  # the report's `Source.route`
