@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 import psycopg
 
 from services.classifier.rules import RoutingRules
-from services.toshiba_builder.screen import OcrUnavailable
+from services.toshiba_builder.ocr import OcrUnavailable
 from services.toshiba_builder.study import Collected, Finished, collect, finish, write_rdsr
 from services.classifier.worker import classify_file, read_header
 from services.extractors.common import ExtractOptions

@@ -15,13 +15,17 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from services.toshiba_builder import screen as screens
+from services.toshiba_builder import screen_text
+from services.toshiba_builder.ocr import ocr_available
+from services.toshiba_builder.pages import is_dose_page
+from services.toshiba_builder.screen import SCAN_TYPES
 from services.toshiba_builder.build import (build_report, build_study_report, event_uid, match_rows,
                                             matches)
 from services.toshiba_builder.headers import (HeaderSample, StudyHeader, harvest_samples,
                                               harvest_study_header, header_sample)
-from services.toshiba_builder.screen import (DoseScreen, DoseSummary, ScreenRow, find_dose_summaries,
-                                             merge_screens, parse_dose_screen, read_summary)
+from services.toshiba_builder.pages import DoseSummary, find_dose_summaries
+from services.toshiba_builder.reading import parse_dose_screen, read_summary
+from services.toshiba_builder.screen import DoseScreen, ScreenRow, merge_screens
 from shared.outcome import Failed
 from shared.report import Study
 from tests.conftest import assert_matches_expected, corpus_file
@@ -121,16 +125,6 @@ Helical 1250 5.0 45.2(Head) 120.3(Head)
 Helical 2100 6.0 14.1(Body) 229.4(Body)
 """
 
-GE_SCREEN = """\
-Dose Report
-Series Type Scan Range (mm) CTDIvol (mGy) DLP (mGy-cm) Phantom cm
-1 Scout - - -
-2 Helical S0.000-I200.000 2.40 63.66 Body 32
-3 Axial I10.000-I30.000 55.10 110.20 Head 16
-Total Exam DLP: 173.86
-"""
-
-
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -228,25 +222,15 @@ def test_a_single_readable_dose_value_is_not_guessed_to_be_ctdivol_or_dlp():
 
 
 def test_scan_type_words_map_to_ct_acquisition_types_despite_ocr_slips():
-    assert screens.scan_type_of("Scanoscope[2]") == "SCANOSCOPE"
-    assert screens.scan_type_of("Helical_CT") == "HELICAL"
-    assert screens.scan_type_of("HELLCAL") == "HELICAL"
-    assert screens.scan_type_of("DYNAMLC") == "DYNAMIC"
-    assert screens.scan_type_of("SCANOSC") == "SCANOSCOPE"
-    assert screens.scan_type_of("Normal") == "NORMAL"
-    assert screens.SCAN_TYPES["NORMAL"] == "Sequenced Acquisition"
-    assert screens.SCAN_TYPES["VOLUME"] == "Stationary Acquisition"
-    assert screens.scan_type_of("352.6") is None and screens.scan_type_of("ON") is None
-
-
-def test_ge_dose_report_rows_and_total_exam_dlp():
-    screen = parse_dose_screen(GE_SCREEN)
-    assert [r.acquisition_type for r in screen.rows] == [
-        "Constant Angle Acquisition", "Spiral Acquisition", "Sequenced Acquisition"]
-    assert [(r.ctdivol_mGy, r.dlp_mGycm, r.phantom) for r in screen.rows] == [
-        (None, None, None), (2.40, 63.66, "body32"), (55.10, 110.20, "head16")]
-    assert screen.rows[1].scanning_length_mm == 200.0 and screen.rows[2].scanning_length_mm == 20.0
-    assert screen.total_dlp_mGycm == 173.86
+    assert screen_text.scan_type_of("Scanoscope[2]") == "SCANOSCOPE"
+    assert screen_text.scan_type_of("Helical_CT") == "HELICAL"
+    assert screen_text.scan_type_of("HELLCAL") == "HELICAL"
+    assert screen_text.scan_type_of("DYNAMLC") == "DYNAMIC"
+    assert screen_text.scan_type_of("SCANOSC") == "SCANOSCOPE"
+    assert screen_text.scan_type_of("Normal") == "NORMAL"
+    assert SCAN_TYPES["NORMAL"] == "Sequenced Acquisition"
+    assert SCAN_TYPES["VOLUME"] == "Stationary Acquisition"
+    assert screen_text.scan_type_of("352.6") is None and screen_text.scan_type_of("ON") is None
 
 
 def test_a_ctdivol_total_that_is_neither_sum_nor_maximum_of_the_rows_is_a_warning():
@@ -283,14 +267,14 @@ def test_the_two_dose_pages_are_found_in_page_order_and_the_decoy_captures_are_n
 
 
 def test_a_study_without_a_dose_page_fails():
-    datasets = [d for d in read_case(CASES[0]) if not screens.is_dose_page(d)]
+    datasets = [d for d in read_case(CASES[0]) if not is_dose_page(d)]
     with pytest.raises(Failed, match="no dose summary among 8 objects"):
         find_dose_summaries(datasets)
 
 
 def test_the_same_page_twice_counts_once():
     datasets = read_case(CASES[0])
-    pages = [d for d in datasets if screens.is_dose_page(d)]
+    pages = [d for d in datasets if is_dose_page(d)]
     assert len(find_dose_summaries(datasets + pages)[0].pages) == 2
 
 
@@ -414,6 +398,16 @@ def test_unmatched_toshiba_rows_keep_the_screen_values_and_say_why_in_a_warning(
     assert len(report.warnings) == 1 and "no CT image with the same" in report.warnings[0]
 
 
+GE_SCREEN = """\
+Dose Report
+Series Type Scan Range (mm) CTDIvol (mGy) DLP (mGy-cm) Phantom cm
+1 Scout - - -
+2 Helical S0.000-I200.000 2.40 63.66 Body 32
+3 Axial I10.000-I30.000 55.10 110.20 Head 16
+Total Exam DLP: 173.86
+"""
+
+
 def test_other_makes_build_from_the_screen_alone_without_warnings():
     screen = parse_dose_screen(GE_SCREEN)
     ge_image = sample(2.4, None, kvp=120.0, protocol_name="Abdomen")  # no Toshiba DLP tag
@@ -445,7 +439,7 @@ def test_exposure_time_per_rotation_is_the_revolution_time_else_exposure_time_in
 
 @pytest.fixture(scope="module")
 def ocr():
-    if not screens.ocr_available():
+    if not ocr_available():
         if os.environ.get("CI"):
             pytest.fail("tesseract is not installed in CI (apt-get install tesseract-ocr tesseract-ocr-eng)")
         pytest.skip("tesseract not installed")

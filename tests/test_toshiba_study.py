@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from services.extractors.routes import extract
-from services.toshiba_builder import screen
+from services.toshiba_builder.ocr import ocr_available
 from services.toshiba_builder.study import Collected, build, collect, finish, header_report
 from shared.assembly import assemble
 from tests.conftest import CORPUS, assert_matches_expected, expected
@@ -22,7 +22,7 @@ _BUILT: dict[str, tuple] = {}
 
 @pytest.fixture
 def ocr():
-    if not screen.ocr_available():
+    if not ocr_available():
         if os.environ.get("CI"):
             pytest.fail("tesseract is not installed in CI")
         pytest.skip("tesseract not installed")

@@ -15,8 +15,8 @@ from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
 from services.toshiba_builder.headers import HeaderSample, StudyHeader, harvest_samples, harvest_study_header
-from services.toshiba_builder.screen import (LOCALIZER, DoseScreen, ScreenRow, merge_screens,
-                                             read_dose_screens)
+from services.toshiba_builder.reading import read_dose_screens
+from services.toshiba_builder.screen import LOCALIZER, DoseScreen, ScreenRow, merge_screens
 from shared.dicom import date_time
 from shared.report import Ct, CtEvent, CtSource, DoseReport, Source
 

@@ -26,7 +26,9 @@ from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
 from services.toshiba_builder.build import build_report
 from services.toshiba_builder.headers import (HeaderSample, StudyHeader, header_sample, is_ct_image,
                                               merge_samples, merge_study_headers, study_header)
-from services.toshiba_builder.screen import is_dose_page, merge_screens, read_dose_screens
+from services.toshiba_builder.pages import is_dose_page
+from services.toshiba_builder.reading import read_dose_screens
+from services.toshiba_builder.screen import merge_screens
 from shared.dicom import text
 from shared.outcome import Failed
 from shared.rdsr_writer import DERIVED_FROM_HUMAN_READABLE_REPORTS, ct_rdsr_from_report, uid_from

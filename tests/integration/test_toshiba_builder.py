@@ -65,6 +65,21 @@ def test_two_builders_build_a_published_legacy_study_once_with_the_expected_valu
     assert len(json.loads(doseflow(quick_env, "studies", "--json").stdout)) == 1
 
 
+def test_a_ge_lightspeed_dose_report_study_is_built_through_the_services(workers, quick_env, database_url, tmp_path):
+    case = "ge_lightspeed_head_chest"
+    files = case_files(case, tmp_path)
+    uid = expected(case)["study_instance_uid"]
+    workers.env = quick_env
+    workers.start_pipeline()
+    doseflow(quick_env, "publish", *files)
+    wait_until(lambda: stored(quick_env, uid), timeout=180, what="the built GE study")
+    assert_matches_expected(stored(quick_env, uid)[0], case)
+    kinds = {f: _kind(f) for f in files}
+    assert "dose_page" in kinds.values()
+    wait_until(lambda: all(ledger(database_url).get(f, ("",))[0] == ("ignored" if kinds[f] == "other" else "stored")
+                           for f in files), what="the GE screen and images stored")
+
+
 def test_a_builder_killed_mid_study_builds_it_once_with_all_objects_after_restart(
         workers, quick_env, database_url, tmp_path):
     files = case_files(CASE, tmp_path)
