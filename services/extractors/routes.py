@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
+from shared import plausibility
 from shared.outcome import Failed
 from shared.report import DoseReport
 
@@ -41,6 +42,7 @@ def extract(ds: Dataset, route: str, options: ExtractOptions = DEFAULT_OPTIONS) 
         raise Failed(f"no extractor for route {route!r}") from None
     report = extractor(ds, options)
     drop_impossible_numbers(report, report, "")
+    plausibility.check(report)
     return report
 
 
