@@ -63,7 +63,8 @@ def cmd_import(args, settings: Settings) -> int:
 
 
 def cmd_extract(args, settings: Settings) -> int:
-    from services.classifier.worker import classify_file, read_header
+    from services.classifier.worker import classify_file
+    from shared.dicom import read_header
     from services.extractors.routes import ROUTE_ALIASES
     from services.extractors.worker import extract_file
     from shared.outcome import Failed, Ignored

@@ -17,12 +17,13 @@ import psycopg
 from services.classifier.rules import RoutingRules
 from services.toshiba_builder.ocr import OcrUnavailable
 from services.toshiba_builder.study import Collected, Finished, collect, finish, write_rdsr
-from services.classifier.worker import classify_file, read_header
+from services.toshiba_builder.worker import dose_page_reader
+from services.classifier.worker import classify_file
+from shared.dicom import read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.worker import extract_file
 from services.writer.store import store_report
 from shared.ledger import record_outcome
-from shared.dicom import read_object
 from shared.outcome import Failed, Ignored
 
 
@@ -128,7 +129,7 @@ def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], opti
     # RDSRs this builder wrote earlier lie in its output folder; any other RDSR is the scanner's.
     built_before = {sop for _, sop, path in rows if path and Path(path).is_relative_to(out_dir)}
     try:
-        done = finish(objects, sources, built_before, read_object)
+        done = finish(objects, sources, built_before, dose_page_reader([]))
     except OcrUnavailable as exc:  # a deployment fault: the study can be imported again once fixed
         done = Finished(status="failed", reason=f"dose screen not read: {exc}")
     if done.status == "built":

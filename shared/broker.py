@@ -61,6 +61,8 @@ AT_HEADER = "x-doseflow-dead-at"
 
 TRANSIENT_AMQP = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError,
                   pika.exceptions.StreamLostError, ConnectionError, OSError)
+# The broker did not take a published message (no queue bound, or a negative confirm).
+REFUSED_PUBLISH = (pika.exceptions.UnroutableError, pika.exceptions.NackError)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,17 @@ class Publisher:
             self._channel = None
 
 
+def outcome(path: str, status: str, reason: str, *, stage: str = "classifier",
+            sop_instance_uid: str | None = None, study_instance_uid: str | None = None,
+            route: str | None = None, correlation_id: str | None = None) -> Publish:
+    """The Publish recording how an object ended (ignored or failed) in the ledger."""
+    from shared.messages import Outcome
+
+    msg = Outcome(path=path, stage=stage, status=status, reason=reason, route=route, correlation_id=correlation_id,
+                  sop_instance_uid=sop_instance_uid or None, study_instance_uid=study_instance_uid or None)
+    return Publish(OUTCOMES_EXCHANGE, "outcomes", msg.encode())
+
+
 def dead_letter(queue: str, body: bytes, headers: dict, reason: str) -> Publish:
     return Publish(DEAD_EXCHANGE, queue, body, {
         **(headers or {}), REASON_HEADER: reason[:2000], QUEUE_HEADER: queue,
@@ -210,7 +223,7 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
                 for p in result.publishes:
                     channel.publish(p)
             ch.basic_ack(method.delivery_tag)
-        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+        except REFUSED_PUBLISH as exc:
             log.error("broker refused an output of a %s message (%s); requeueing it", queue, exc)
             ch.basic_reject(method.delivery_tag, requeue=True)
             metrics.message_done(queue, "requeued")

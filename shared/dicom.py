@@ -1,5 +1,9 @@
 """DICOM helpers shared by every stage: reading files, and turning attribute values into
-plain Python values (ISO dates, floats, names). Pure apart from `read_header`/`read_object`.
+plain Python values (ISO dates, floats, names). Pure apart from the readers.
+
+Every stage reads a file through `read_header` or `read_object`: the one place where a file
+that is missing, a folder, not readable, not DICOM or cut short becomes `Failed` with the reason
+(`parse_file` below them is the raw read, raising OSError/UnreadableObject).
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Optional
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
+
+from shared.outcome import Failed
 
 # SOP classes doseflow knows (PS3.4 Annex B).
 XRAY_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
@@ -31,8 +37,8 @@ class UnreadableObject(Exception):
     """The file is not a DICOM object pydicom can read (truncated, empty, not DICOM)."""
 
 
-def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
-    """Read a DICOM file, read-only. `header_only` stops before pixel data (a 500 MB multi-frame
+def parse_file(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
+    """Parse a DICOM file, read-only (raises OSError, UnreadableObject: use `read_object`). `header_only` stops before pixel data (a 500 MB multi-frame
     image costs a few kB); `up_to_tag` stops at the first top-level element after that tag."""
     with open(path, "rb") as f:  # not found, a folder, no permission: the caller names those
         try:
@@ -65,6 +71,40 @@ def check_complete(ds: Dataset) -> None:
             raise UnreadableObject(
                 f"not a readable DICOM object: the file is cut short inside ({tag.group:04X},{tag.element:04X}), "
                 f"which declares {length} bytes and holds {len(held)} (an incomplete copy or transfer?)")
+
+
+# The routing rules and the ExtractRequest read nothing after an SR's root concept name
+# (0040,A043). The classifier stops there: the content tree is the extractor's to read, and
+# pydicom parses undefined-length sequences eagerly (180 ms for one RF dose report).
+ROUTING_HEADER_END = 0x0040A043
+
+
+def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
+    """The DICOM object at `path` (see `parse_file`); anything that keeps it from being read
+    raises Failed with the reason."""
+    try:
+        return parse_file(path, header_only=header_only, up_to_tag=up_to_tag)
+    except FileNotFoundError:
+        raise Failed("file not found (deleted or moved after it was published?)") from None
+    except IsADirectoryError:
+        raise Failed("path is a folder, not a file") from None
+    except PermissionError:
+        raise Failed("file not readable by doseflow (permission denied)") from None
+    except UnreadableObject as exc:
+        raise Failed(str(exc)) from None
+    except OSError as exc:  # a dangling link loop, a name too long, an I/O error on the disk...
+        raise Failed(f"file not readable: {exc.strerror or type(exc).__name__}") from None
+
+
+def read_header(path: str, *, routing_only: bool = False) -> Dataset:
+    """The object's header, never its pixel data. `routing_only` stops after the attributes the
+    classifier needs (not enough to extract). Raises Failed as `read_object`."""
+    if routing_only:
+        ds = read_object(path, up_to_tag=ROUTING_HEADER_END)
+        if "SOPClassUID" in ds:
+            return ds
+        # Elements out of tag order, or no SOP class at all: read the whole header.
+    return read_object(path, header_only=True)
 
 
 def as_text(value) -> str:

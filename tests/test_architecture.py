@@ -49,7 +49,6 @@ def test_shared_never_imports_a_service():
     assert offenders == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: read_header/outcome still live in the classifier worker")
 def test_no_service_imports_another_services_worker():
     offenders = []
     for path, tree in MODULES.items():

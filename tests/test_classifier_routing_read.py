@@ -8,7 +8,8 @@ import os
 import pytest
 
 from services.classifier.rules import RoutingRules
-from services.classifier.worker import classify_file, make_handler, read_header
+from services.classifier.worker import classify_file, make_handler
+from shared.dicom import read_header
 from shared.messages import ExtractRequest, ObjectReceived, Outcome
 from shared.outcome import Failed, Ignored
 from tests.conftest import CORPUS, corpus_file

@@ -27,7 +27,8 @@ from typing import Optional, Union
 import pytest
 
 from services.classifier.rules import RoutingRules
-from services.classifier.worker import classify_file, read_header
+from services.classifier.worker import classify_file
+from shared.dicom import read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.routes import ROUTE_ALIASES
 from services.extractors.worker import extract_file

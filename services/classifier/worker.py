@@ -8,37 +8,13 @@ from pydicom.dataset import Dataset
 
 from services.classifier.rules import RoutingRules, classify
 from shared import broker
-from shared.broker import Publish, Result
-from shared.dicom import UnreadableObject, read_object, text
-from shared.messages import ExtractRequest, ObjectReceived, Outcome, UndecodableMessage, decode
+from shared.broker import Publish, Result, outcome
+from shared.dicom import read_header, text
+from shared.messages import ExtractRequest, ObjectReceived, UndecodableMessage, decode
 from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
 
 log = logging.getLogger(__name__)
-
-
-# The routing rules and the ExtractRequest read nothing after an SR's root concept name
-# (0040,A043). The classifier stops there: the content tree is the extractor's to read, and
-# pydicom parses undefined-length sequences eagerly (180 ms for one RF dose report).
-ROUTING_HEADER_END = 0x0040A043
-
-
-def read_header(path: str, *, routing_only: bool = False) -> Dataset:
-    try:
-        if routing_only:
-            ds = read_object(path, up_to_tag=ROUTING_HEADER_END)
-            if "SOPClassUID" in ds:
-                return ds
-            # Elements out of tag order, or no SOP class at all: read the whole header.
-        return read_object(path, header_only=True)
-    except FileNotFoundError:
-        raise Failed("file not found (deleted or moved after it was published?)") from None
-    except IsADirectoryError:
-        raise Failed("path is a folder, not a file") from None
-    except PermissionError:
-        raise Failed("file not readable by doseflow (permission denied)") from None
-    except UnreadableObject as exc:
-        raise Failed(str(exc)) from None
 
 
 def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
@@ -49,14 +25,6 @@ def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
     real = check_ingest_path(path, roots, path_map)
     ds = read_header(real, routing_only=routing_only)
     return classify(ds, rules), ds
-
-
-def outcome(path: str, status: str, reason: str, *, stage: str = "classifier",
-            sop_instance_uid: str | None = None, study_instance_uid: str | None = None,
-            route: str | None = None, correlation_id: str | None = None) -> Publish:
-    msg = Outcome(path=path, stage=stage, status=status, reason=reason, route=route, correlation_id=correlation_id,
-                  sop_instance_uid=sop_instance_uid or None, study_instance_uid=study_instance_uid or None)
-    return Publish(broker.OUTCOMES_EXCHANGE, "outcomes", msg.encode())
 
 
 def make_handler(rules: RoutingRules, roots: list[str], path_map: PathMap = ()):

@@ -1,7 +1,8 @@
 """The extractor service: ExtractRequest -> ReportReady for the writer, or an outcome."""
 from __future__ import annotations
 
-from services.classifier.worker import outcome, read_header
+from shared.broker import outcome
+from shared.dicom import read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.routes import EXTRACT_ROUTES, extract
 from shared import broker

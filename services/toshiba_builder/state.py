@@ -29,11 +29,11 @@ def collect_object(conn: psycopg.Connection, obj: Collected) -> bool:
 
 
 def claim_due_study(conn: psycopg.Connection, quiet_seconds: float) -> Optional[str]:
-    """Lock one study that has been quiet long enough (caller holds the transaction); other
-    builders skip it, so each study is built by one of them."""
+    """Lock one study that has been quiet long enough and is not waiting out a retry (caller
+    holds the transaction); other builders skip it, so each study is built by one of them."""
     row = conn.execute(
         "SELECT study_instance_uid FROM toshiba_study WHERE status = 'collecting'"
-        " AND last_seen <= now() - make_interval(secs => %s)"
+        " AND last_seen <= now() - make_interval(secs => %s) AND (retry_after IS NULL OR retry_after <= now())"
         " ORDER BY last_seen LIMIT 1 FOR UPDATE SKIP LOCKED", (quiet_seconds,)).fetchone()
     return row[0] if row else None
 
@@ -58,9 +58,26 @@ def built_uids(conn: psycopg.Connection, study_uid: str) -> set[str]:
 def mark(conn: psycopg.Connection, study_uid: str, status: str, reason: str,
          built_uid: Optional[str] = None) -> None:
     conn.execute(
-        "UPDATE toshiba_study SET status = %s, reason = %s, builds = builds + 1,"
+        "UPDATE toshiba_study SET status = %s, reason = %s, builds = builds + 1, attempts = 0, retry_after = NULL,"
         " built_at = CASE WHEN %s = 'built' THEN now() ELSE built_at END,"
         " built_sop_instance_uids = CASE WHEN %s::text IS NULL OR %s::text = ANY(built_sop_instance_uids)"
         "   THEN built_sop_instance_uids ELSE built_sop_instance_uids || %s::text END"
         " WHERE study_instance_uid = %s",
         (status, reason, status, built_uid, built_uid, built_uid, study_uid))
+
+
+# A deployment fault is retried after 5 s, 10 s, 20 s ... up to 10 minutes.
+RETRY_FIRST_SECONDS = 5.0
+RETRY_MAX_SECONDS = 600.0
+
+
+def postpone(conn: psycopg.Connection, study_uid: str, reason: str) -> float:
+    """Set a study aside after a deployment fault (caller holds the transaction): it stays
+    `collecting` and is claimed again after a backoff; returns the delay in seconds."""
+    attempts = conn.execute(
+        "UPDATE toshiba_study SET attempts = attempts + 1, reason = %s WHERE study_instance_uid = %s"
+        " RETURNING attempts", (reason, study_uid)).fetchone()[0]
+    delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (attempts - 1))
+    conn.execute("UPDATE toshiba_study SET retry_after = now() + make_interval(secs => %s)"
+                 " WHERE study_instance_uid = %s", (delay, study_uid))
+    return delay

@@ -8,7 +8,11 @@ Builder thread: every few seconds, claims one study quiet for DOSEFLOW_TOSHIBA_Q
 (services/toshiba_builder/study.py), writes the RDSR under DOSEFLOW_TOSHIBA_OUTPUT_DIR and
 publishes ObjectReceived for it, so it flows through classifier → RDSR extractor → writer like
 any scanner RDSR; then records the study built and its objects in the ledger, and commits.
-A failed study is recorded failed per object and dead-lettered (replay re-opens it).
+A study that fails for a reason of its own (dose page gone or unreadable, no summary) is recorded
+failed per object and dead-lettered, and waits for a new object or a replay to re-open it; a
+deployment fault (OCR engine missing, output folder not writable, broker away) sets the study
+aside with a growing backoff (state.postpone). Either way the builder goes on with the next
+quiet study: one study never blocks the others.
 """
 from __future__ import annotations
 
@@ -18,14 +22,14 @@ from pathlib import Path
 
 from tenacity import RetryError
 
-from services.classifier.worker import outcome, read_header
 from services.extractors.common import ExtractOptions
 from services.toshiba_builder import state
-from services.toshiba_builder.study import collect, finish, write_rdsr
+from services.toshiba_builder.screen import OcrUnavailable
+from services.toshiba_builder.study import Finished, collect, finish, write_rdsr
 from shared import broker, metrics
-from shared.broker import Publish, Publisher, Result
+from shared.broker import Publish, Publisher, Result, outcome
 from shared.database import Database, migrate
-from shared.dicom import read_object
+from shared.dicom import read_header, read_object
 from shared.ledger import record_outcome
 from shared.messages import ExtractRequest, ObjectReceived, ReportReady, UndecodableMessage, decode
 from shared.outcome import Failed
@@ -65,31 +69,40 @@ def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]
     return handle
 
 
+def dose_page_reader(roots: list[str], path_map: PathMap = ()):
+    """How the builder reads a dose page (the only pixels it needs): through the one reading
+    layer, so a page gone or unreadable fails its study with a reason naming the page."""
+    def read_page(path: str):
+        try:
+            return read_object(check_ingest_path(path, roots, path_map))
+        except Failed as exc:
+            raise Failed(f"dose page {path}: {exc.reason}") from None
+
+    return read_page
+
+
+# Faults of the deployment, not of the study: the study is retried after a backoff and the
+# builder goes on with other studies. OSError: the output folder (missing, full, not writable);
+# the broker's errors: the built RDSR could not be announced.
+DEPLOYMENT_FAULTS = (OcrUnavailable, OSError, *broker.TRANSIENT_AMQP, *broker.REFUSED_PUBLISH)
+
+
 def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
-    """Build one due study, if any; True when one was handled."""
+    """Handle one due study, if any; True when one was handled (built, skipped, failed, or set
+    aside for a retry), so the caller goes on to the next. A study never blocks the others."""
     with conn.transaction():
         uid = state.claim_due_study(conn, settings.toshiba_quiet_seconds)
         if uid is None:
             return False
         objects = state.study_objects(conn, uid)
-        done = finish(objects, state.stored_sources(conn, uid), state.built_uids(conn, uid),
-                      lambda path: read_object(check_ingest_path(path, roots, settings.path_map)))
-        built_uid, announced = None, None
-        if done.status == "built":
-            path = write_rdsr(done.rdsr, output_dir(settings))
-            # The built RDSR is a new object with a correlation id of its own (logged below).
-            announced = ObjectReceived(path=str(path), origin=STAGE)
-            publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest", announced.encode()))
-            built_uid = str(done.rdsr.SOPInstanceUID)
-        elif done.status == "skipped" and done.header_report is not None:
-            first = next(o for o in objects if o.sop_instance_uid == done.header_report.sources[0].sop_instance_uid)
-            publisher.publish(Publish(broker.REPORTS_EXCHANGE, "writer",
-                                      ReportReady(path=first.path, report=done.header_report).encode()))
-        elif done.status == "failed":
-            page = next((o for o in objects if o.kind == "dose_page"), objects[0])
-            request = ExtractRequest(path=page.path, route="toshiba", sop_instance_uid=page.sop_instance_uid,
-                                     study_instance_uid=uid, sop_class_uid=page.sop_class_uid)
-            publisher.publish(broker.dead_letter("toshiba.collect", request.encode(), {}, done.reason))
+        try:
+            done, built_uid, announced = _build_and_announce(conn, uid, objects, publisher, settings, roots)
+        except DEPLOYMENT_FAULTS as exc:
+            reason = f"not built yet: {type(exc).__name__}: {exc}"
+            delay = state.postpone(conn, uid, reason[:2000])
+            metrics.retried("toshiba_build")
+            log.warning("legacy CT study %s %s; retrying in %.0f s", uid[-12:], reason, delay)
+            return True
         status = {"built": "stored", "skipped": "ignored", "failed": "failed"}[done.status]
         for obj in objects:
             record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route="toshiba",
@@ -105,17 +118,50 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
     return True
 
 
+def _build_and_announce(conn, uid, objects, publisher, settings, roots):
+    """Build the study and publish what follows from it: the built RDSR (to ingest), the header
+    report (to the writer) or the failure (a dead letter, for replay)."""
+    try:
+        done = finish(objects, state.stored_sources(conn, uid), state.built_uids(conn, uid),
+                      dose_page_reader(roots, settings.path_map))
+    except DEPLOYMENT_FAULTS:
+        raise
+    except Exception as exc:  # a defect of ours on this study's data: set it aside, replayable
+        log.exception("building legacy CT study %s failed", uid[-12:])
+        done = Finished(status="failed", reason=f"internal error building the study: {type(exc).__name__}: {exc}")
+    built_uid, announced = None, None
+    if done.status == "built":
+        path = write_rdsr(done.rdsr, output_dir(settings))
+        # The built RDSR is a new object with a correlation id of its own (logged below).
+        announced = ObjectReceived(path=str(path), origin=STAGE)
+        publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest", announced.encode()))
+        built_uid = str(done.rdsr.SOPInstanceUID)
+    elif done.status == "skipped" and done.header_report is not None:
+        first = next(o for o in objects if o.sop_instance_uid == done.header_report.sources[0].sop_instance_uid)
+        publisher.publish(Publish(broker.REPORTS_EXCHANGE, "writer",
+                                  ReportReady(path=first.path, report=done.header_report).encode()))
+    elif done.status == "failed":
+        page = next((o for o in objects if o.kind == "dose_page"), objects[0])
+        request = ExtractRequest(path=page.path, route="toshiba", sop_instance_uid=page.sop_instance_uid,
+                                 study_instance_uid=uid, sop_class_uid=page.sop_class_uid)
+        publisher.publish(broker.dead_letter("toshiba.collect", request.encode(), {}, done.reason))
+    return done, built_uid, announced
+
+
 def build_loop(db: Database, settings, stop: threading.Event) -> None:
     publisher = Publisher(settings.amqp_url, settings.delivery_limit)
     poll = max(0.2, min(5.0, settings.toshiba_quiet_seconds / 4))
+    wait = poll
     try:
-        while not stop.wait(poll):
+        while not stop.wait(wait):
             try:
                 while not stop.is_set() and db.run(lambda conn: build_one(conn, publisher, settings,
                                                                           settings.ingest_roots)):
                     pass
-            except Exception:  # the loop must outlive any one study's problem
-                log.exception("building a legacy CT study failed; will retry")
+                wait = poll
+            except Exception:  # the database away, most likely: wait longer each time, up to a minute
+                wait = min(60.0, wait * 2)
+                log.exception("the Toshiba builder cannot reach its state; retrying in %.0f s", wait)
     finally:
         publisher.close()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -146,3 +147,76 @@ def _kind(path: str) -> str:
     from services.toshiba_builder.study import collect
 
     return collect(pydicom.dcmread(path, stop_before_pixels=True), path).kind
+
+
+OTHER = "toshiba_cx_head_scanogram"
+
+
+def _publish_two_quiet_studies(env, database_url, tmp_path):
+    """Both studies published together and collected before either is quiet: the first one is
+    the first claimed (oldest last object)."""
+    first, second = case_files(CASE, tmp_path), case_files(OTHER, tmp_path)
+    uids = expected(CASE)["study_instance_uid"], expected(OTHER)["study_instance_uid"]
+    doseflow(env, "publish", *first, *second)
+    for files, uid in zip((first, second), uids):
+        kept = len([f for f in files if _kind(f) != "other"])
+        wait_until(lambda: _collected(database_url, uid) == kept, timeout=60, what="the studies collected")
+    return first, second, uids
+
+
+def test_a_study_whose_dose_page_vanished_fails_with_the_reason_and_the_next_study_is_still_built(
+        workers, quick_env, database_url, tmp_path):
+    env = {**quick_env, "DOSEFLOW_TOSHIBA_QUIET_SECONDS": "8"}
+    workers.env = env
+    workers.start_pipeline()
+    first, second, (uid1, uid2) = _publish_two_quiet_studies(env, database_url, tmp_path)
+    pages = [f for f in first if _kind(f) == "dose_page"]
+    assert pages
+    for page in pages:  # gone after it was collected, before the study is quiet
+        os.unlink(page)
+    wait_until(lambda: stored(env, uid2), timeout=120, what="the second study built past the first")
+    assert_matches_expected(stored(env, uid2)[0], OTHER)
+    wait_until(lambda: (toshiba_state(database_url, uid1) or ("",))[0] == "failed", what="the first study failed")
+    reason = toshiba_state(database_url, uid1)[2]
+    assert re.search(r"dose page .+ not found", reason), reason
+    outcomes = ledger(database_url)
+    assert {outcomes[f][0] for f in first if _kind_or_none(f) != "other"} == {"failed"}
+    assert stored(env, uid1) == []
+    letters = json.loads(doseflow(env, "dead-letters", "list", "--json").stdout)
+    assert [(l["queue"], "not found" in l["reason"]) for l in letters] == [("toshiba.collect", True)]
+
+
+def test_without_the_ocr_engine_every_quiet_study_waits_its_turn_and_is_built_once_the_engine_is_back(
+        workers, quick_env, database_url, tmp_path):
+    env = {**quick_env, "DOSEFLOW_TOSHIBA_QUIET_SECONDS": "4"}
+    workers.env = env
+    for kind in ("classifier", "extractor", "writer"):
+        workers.start(kind)
+    workers.env = {**env, "DOSEFLOW_TESSERACT": str(tmp_path / "no-such-tesseract")}
+    builder = workers.start("toshiba-builder")
+    first, second, uids = _publish_two_quiet_studies(env, database_url, tmp_path)
+    # A deployment fault: each study is set aside with a backoff, neither starves the other,
+    # none is failed.
+    wait_until(lambda: all(_attempts(database_url, uid) >= 1 for uid in uids), timeout=60,
+               what="both studies tried")
+    for uid in uids:
+        status, _, reason = toshiba_state(database_url, uid)
+        assert status == "collecting" and "OCR engine" in reason, (status, reason)
+    assert not any(s == "failed" for s, _ in ledger(database_url).values())
+    builder.terminate()
+    builder.wait(timeout=30)
+    workers.env = env
+    workers.start("toshiba-builder")
+    for uid, case in zip(uids, (CASE, OTHER)):
+        wait_until(lambda: stored(env, uid), timeout=180, what="the study built once OCR is back")
+        assert_matches_expected(stored(env, uid)[0], case)
+
+
+def _attempts(database_url, uid) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT attempts FROM toshiba_study WHERE study_instance_uid = %s", (uid,)).fetchone()
+        return row[0] if row else 0
+
+
+def _kind_or_none(path: str):
+    return _kind(path) if os.path.exists(path) else None
