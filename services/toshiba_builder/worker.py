@@ -24,7 +24,7 @@ from tenacity import RetryError
 
 from services.extractors.common import ExtractOptions
 from services.toshiba_builder import state
-from services.toshiba_builder.screen import OcrUnavailable
+from services.toshiba_builder.ocr import OcrUnavailable
 from services.toshiba_builder.study import Finished, collect, finish, write_rdsr
 from shared import broker, metrics
 from shared.broker import Publish, Publisher, Result, outcome
