@@ -38,6 +38,17 @@ def _options(settings: Settings):
     return ExtractOptions(patient_hash_key=settings.patient_key())
 
 
+def _alert_rules(settings: Settings):
+    """The configured alert rules, or None after saying on stderr why the file was refused."""
+    from services.alerts.rules import RulesError, load_configured
+
+    try:
+        return load_configured(settings)
+    except RulesError as exc:
+        print(f"doseflow: the alert rules file is refused, nothing started:\n{exc}", file=sys.stderr)
+        return None
+
+
 # --- commands ------------------------------------------------------------------------------------
 
 
@@ -50,15 +61,22 @@ def cmd_import(args, settings: Settings) -> int:
         print("doseflow import: no files found", file=sys.stderr)
         return 2
     route = ROUTE_ALIASES[args.route] if args.route else None
+    alert_rules = _alert_rules(settings)
+    if alert_rules is None:
+        return 2
     with _database(settings) as conn:
         from services.toshiba_builder.worker import output_dir
 
         summary = import_paths(conn, paths, rules=_rules(settings), options=_options(settings), route=route,
-                               toshiba_output=output_dir(settings), progress=Progress(len(paths)))
+                               toshiba_output=output_dir(settings), progress=Progress(len(paths)),
+                               alert_rules=alert_rules)
     for path, status, reason in summary.problems:
         if status == "failed" or args.verbose:
             print(f"{status}: {path}: {reason}", file=sys.stderr)
     print(summary.line())
+    if summary.alerts:
+        print(f"alerts raised {len(summary.alerts)} (doseflow alerts list; notifications wait for "
+              "doseflow worker notifier)")
     return 1 if summary.failed else 0
 
 
@@ -151,7 +169,25 @@ def cmd_worker(args, settings: Settings) -> int:
             log.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc.strerror or exc)
             return 2
         log.info("metrics on port %d", settings.metrics_port)
-    if kind == "classifier":
+    if kind in ("alerts", "notifier"):
+        # Configuration first: a bad rules file or missing secret stops the service before it
+        # consumes anything (it does not start half-configured).
+        alert_rules = _alert_rules(settings)
+        if alert_rules is None:
+            return 2
+    if kind == "alerts":
+        from services.alerts.worker import run
+
+        run(settings, stop=stop, rules=alert_rules)
+    elif kind == "notifier":
+        from services.notifier.worker import ConfigurationError, run
+
+        try:
+            run(settings, stop=stop, rules=alert_rules)
+        except ConfigurationError as exc:
+            print(f"doseflow worker notifier: {exc}", file=sys.stderr)
+            return 2
+    elif kind == "classifier":
         from services.classifier.worker import run
 
         run(settings, stop=stop)
@@ -233,6 +269,48 @@ def cmd_dead_letters(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_alerts(args, settings: Settings) -> int:
+    if args.action == "rules":
+        from services.alerts.rules import RulesError, load
+
+        try:
+            rules = load(args.file)
+        except RulesError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"{args.file}: {len(rules.rules)} rules ({len(rules.active)} enabled), {len(rules.categories)} "
+              f"categories, {len(rules.subscriptions)} subscriptions: valid")
+        needs = rules.needs_patient_pseudonym()
+        if needs:
+            print(f"per-patient rules ({', '.join(needs)}) need DOSEFLOW_PATIENT_HASH_KEY"
+                  + ("" if settings.patient_key() else ", which is not set here: they would never fire"))
+        return 0
+    from services.alerts.store import UnknownAlert, acknowledge, list_alerts
+
+    with _database(settings) as conn:
+        if args.action == "list":
+            alerts = list_alerts(conn, args.study)
+            if args.json:
+                print(json.dumps(alerts, ensure_ascii=False))
+            else:
+                for a in alerts:
+                    ack = f"  acknowledged by {a['acknowledged_by']}" if a["acknowledged_by"] else ""
+                    print(f"{a['id']:>6} {a['raised_at'][:19]} {a['level']:8} {a['rule']} v{a['rule_version']}  "
+                          f"{a['study_instance_uid']}{ack}\n       {a['title']}: {json.dumps(a['values'])}")
+                print(f"{len(alerts)} alerts")
+            return 0
+        try:
+            done = acknowledge(conn, args.id, args.by)
+        except UnknownAlert as exc:
+            print(f"doseflow alerts ack: {exc}", file=sys.stderr)
+            return 1
+    if done["already"]:
+        print(f"alert {args.id} was already acknowledged by {done['acknowledged_by']} at {done['acknowledged_at']}")
+    else:
+        print(f"alert {args.id} acknowledged by {done['acknowledged_by']} at {done['acknowledged_at']}")
+    return 0
+
+
 def cmd_config(args, settings: Settings) -> int:
     from doseflow import configuration
 
@@ -289,9 +367,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("worker", help="run one service against the broker")
-    s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer", "receiver"])
+    s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer", "receiver", "alerts",
+                                    "notifier"])
     s.add_argument("routes", nargs="*", help="extractor only: rdsr mg_image dx_image ct_philips (default all)")
     s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("alerts", help="raised high-dose alerts: list, acknowledge; check a rules file")
+    alerts = s.add_subparsers(dest="action", required=True)
+    a = alerts.add_parser("list", help="raised alerts, oldest first")
+    a.add_argument("--json", action="store_true", help="a JSON array, one object per alert")
+    a.add_argument("--study", help="only this StudyInstanceUID")
+    a = alerts.add_parser("ack", help="acknowledge an alert (who and when)")
+    a.add_argument("id", type=int)
+    a.add_argument("--by", required=True, help="who acknowledges it")
+    a = alerts.add_parser("rules", help="alert rules files")
+    a.add_argument("check", choices=["check"])
+    a.add_argument("file", help="the rules file to validate")
+    s.set_defaults(func=cmd_alerts)
 
     s = sub.add_parser("config", help="this process's settings (passwords and keys hidden), or the reference table")
     s.add_argument("--markdown", action="store_true",

@@ -22,7 +22,9 @@ from services.classifier.worker import classify_file
 from shared.dicom import read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.worker import extract_file
-from services.writer.store import store_report
+from services.alerts.rules import RuleSet
+from services.alerts.store import evaluate_stored
+from services.writer.store import store_report as _store_report
 from shared.ledger import record_outcome
 from shared.outcome import Failed, Ignored
 
@@ -54,6 +56,7 @@ class Summary:
     ignored: int = 0
     failed: int = 0
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    alerts: list = field(default_factory=list)  # (alert id, RaisedAlert) newly raised
 
     def count(self, path: str, status: str, reason: Optional[str] = None) -> None:
         setattr(self, status, getattr(self, status) + 1)
@@ -83,10 +86,20 @@ class Progress:
 
 
 def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRules, options: ExtractOptions,
-                 toshiba_output: Path, route: Optional[str] = None, progress: Optional[Progress] = None) -> Summary:
+                 toshiba_output: Path, route: Optional[str] = None, progress: Optional[Progress] = None,
+                 alert_rules: Optional[RuleSet] = None) -> Summary:
     """Import each file; `route` forces one (as `--as`), else the classifier decides. Legacy
-    Toshiba objects are gathered per study and built at the end (no quiet period to wait for)."""
+    Toshiba objects are gathered per study and built at the end (no quiet period to wait for).
+    With `alert_rules`, each stored study is evaluated as the alerts service would (its
+    notifications wait in the outbox for a notifier)."""
     summary = Summary()
+
+    def store_report(conn, report, path):
+        new = _store_report(conn, report, path)
+        if alert_rules is not None:
+            summary.alerts.extend(evaluate_stored(conn, report.study.study_instance_uid, alert_rules))
+        return new
+
     legacy: dict[str, list[Collected]] = {}
     for path in paths:
         try:
@@ -110,7 +123,7 @@ def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRu
         if progress:
             progress.step()
     for objects in legacy.values():
-        _build_legacy_study(conn, objects, options, toshiba_output, summary)
+        _build_legacy_study(conn, objects, options, toshiba_output, summary, store_report)
     return summary
 
 
@@ -120,7 +133,7 @@ def _record(conn, path, status, stage, reason, route=None, **uids) -> None:
 
 
 def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], options: ExtractOptions,
-                        out_dir: Path, summary: Summary) -> None:
+                        out_dir: Path, summary: Summary, store_report=_store_report) -> None:
     """The Toshiba builder's steps, in process: build, write the RDSR, import it like any RDSR."""
     uid = objects[0].study_instance_uid
     rows = conn.execute("SELECT route, sop_instance_uid, path FROM source_object WHERE study_instance_uid = %s",

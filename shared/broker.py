@@ -35,6 +35,7 @@ INGEST_EXCHANGE = "doseflow.ingest"
 EXTRACT_EXCHANGE = "doseflow.extract"
 REPORTS_EXCHANGE = "doseflow.reports"
 OUTCOMES_EXCHANGE = "doseflow.outcomes"
+ALERTS_EXCHANGE = "doseflow.alerts"
 DEAD_EXCHANGE = "doseflow.dead"
 
 # queue -> (exchange, routing key)
@@ -47,6 +48,7 @@ QUEUES: dict[str, tuple[str, str]] = {
     "toshiba.collect": (EXTRACT_EXCHANGE, "toshiba"),
     "writer": (REPORTS_EXCHANGE, "writer"),
     "outcomes": (OUTCOMES_EXCHANGE, "outcomes"),
+    "alerts": (ALERTS_EXCHANGE, "alerts"),
 }
 EXTRACT_QUEUE_OF_ROUTE = {key: queue for queue, (ex, key) in QUEUES.items() if ex == EXTRACT_EXCHANGE}
 
@@ -86,7 +88,8 @@ Handler = Callable[[bytes, dict], Result]
 
 def declare_topology(channel, delivery_limit: int) -> None:
     """Idempotent: every service declares the whole topology at start."""
-    for exchange in (INGEST_EXCHANGE, EXTRACT_EXCHANGE, REPORTS_EXCHANGE, OUTCOMES_EXCHANGE, DEAD_EXCHANGE):
+    for exchange in (INGEST_EXCHANGE, EXTRACT_EXCHANGE, REPORTS_EXCHANGE, OUTCOMES_EXCHANGE, ALERTS_EXCHANGE,
+                     DEAD_EXCHANGE):
         channel.exchange_declare(exchange, exchange_type="direct", durable=True)
     for queue, (exchange, key) in QUEUES.items():
         channel.queue_declare(queue, durable=True, arguments={

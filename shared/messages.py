@@ -96,6 +96,12 @@ class Outcome(Message):
     route: Optional[str] = None
 
 
+class StudyStored(Message):
+    """The writer committed a study or an update of one: queue `alerts` (evaluate its rules)."""
+
+    study_instance_uid: str
+
+
 class UndecodableMessage(Exception):
     pass
 

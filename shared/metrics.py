@@ -7,7 +7,9 @@ What is counted where:
   or failed, by route;
 - failures (every dead letter a worker makes), by reason class;
 - retries of the broker connection and of database work;
-- the receiver's C-STORE answers.
+- the receiver's C-STORE answers;
+- alerts raised, by rule and level (the alerts service), and notifications delivered, retried
+  and failed, by channel (the notifier).
 
 Labels are bounded: queue, route, outcome, and a reason *class* (the first plain words of the
 reason) — never a path, a UID or any value read from an object.
@@ -31,6 +33,10 @@ RETRIES = Counter("doseflow_retries", "Retries after a transient fault, by what 
                   "(broker, database).", ["what"])
 DICOM_STORES = Counter("doseflow_dicom_stores", "C-STORE requests the receiver answered, by status "
                        "(success, out_of_resources, cannot_understand).", ["status"])
+ALERTS = Counter("doseflow_alerts_raised", "New alerts kept (an alert already raised is not counted "
+                 "again), by rule id and level.", ["rule", "level"])
+NOTIFICATIONS = Counter("doseflow_notifications", "Notification delivery attempts by channel and outcome "
+                        "(delivered, retried, failed).", ["channel", "outcome"])
 WORKER = Info("doseflow_worker", "Which doseflow worker this process is.")
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z_-]*")
@@ -71,6 +77,14 @@ def retried(what: str) -> None:
 
 def dicom_store(status: str) -> None:
     DICOM_STORES.labels(status).inc()
+
+
+def alert_raised(rule: str, level: str) -> None:
+    ALERTS.labels(rule, level).inc()
+
+
+def notification(channel: str, outcome: str) -> None:
+    NOTIFICATIONS.labels(channel, outcome).inc()
 
 
 def serve(port: int, kind: str, version: str) -> None:

@@ -93,6 +93,32 @@ class Settings(BaseSettings):
         None, json_schema_extra={"default_text": "the first ingest root"},
         description="folder the receiver writes received objects to, as "
         "`<root>/<StudyInstanceUID>/<SOPInstanceUID>.dcm`; required when `DOSEFLOW_INGEST_ROOTS` is empty")
+    alert_rules: Optional[Path] = Field(
+        None, json_schema_extra={"default_text": "the shipped defaults"},
+        description="the alert rules and subscriptions file (README [Alerts](#alerts)); `doseflow alerts rules "
+        "check FILE` validates one; a file that does not validate stops `doseflow worker alerts` and `import` "
+        "at start")
+    smtp_host: Optional[str] = Field(
+        None, description="SMTP server for e-mail notifications; unset: e-mail subscriptions make the notifier "
+        "refuse to start")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587: submission with STARTTLS)")
+    smtp_security: Literal["starttls", "none"] = Field(
+        "starttls", description="`starttls` (the server's certificate is verified) or `none` (a relay on "
+        "the same host only)")
+    smtp_ca_file: Optional[Path] = Field(
+        None, json_schema_extra={"default_text": "the system's CAs"},
+        description="CA certificates (PEM) that verify the SMTP server's certificate")
+    smtp_username: Optional[str] = Field(None, description="SMTP login name; unset: no AUTH")
+    smtp_password_file: Optional[Path] = Field(
+        None, description="file holding the SMTP password (e.g. a Docker secret); needed with a username")
+    smtp_from: str = Field("doseflow@localhost", description="sender address of alert e-mails")
+    webhook_secret_file: Optional[Path] = Field(
+        None, description="file holding the key that signs webhook bodies (HMAC-SHA-256 in "
+        "`X-Doseflow-Signature`); required when a subscription has a webhook")
+    notify_max_attempts: int = Field(
+        30, ge=1, description="delivery attempts of one notification before it is marked failed")
+    notify_retry_max_seconds: float = Field(
+        300, gt=0, description="longest wait between two attempts (exponential backoff from 1 s, with jitter)")
 
     _split_lists = field_validator("ingest_roots", "toshiba_models", "receiver_allowed_calling_aes",
                                    mode="before")(_split)

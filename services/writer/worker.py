@@ -9,9 +9,9 @@ from tenacity import RetryError
 from services.writer.store import store_report
 from shared.ledger import record_outcome
 from shared import broker, metrics
-from shared.broker import Result
+from shared.broker import Publish, Result
 from shared.database import Database, migrate
-from shared.messages import Outcome, ReportReady, UndecodableMessage, decode
+from shared.messages import Outcome, ReportReady, StudyStored, UndecodableMessage, decode
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,10 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         except RetryError:
             return Result(requeue=True)
         metrics.object_outcome(msg.report.sources[0].route, "stored")
-        return Result()
+        # Also when the object was stored before: the first delivery may have died between its
+        # commit and this publish, and evaluating a study again raises nothing twice.
+        study = StudyStored(study_instance_uid=msg.report.study.study_instance_uid, correlation_id=msg.correlation)
+        return Result(publishes=[Publish(broker.ALERTS_EXCHANGE, "alerts", study.encode())])
 
     def on_outcome(body: bytes, headers: dict) -> Result:
         try:
