@@ -59,6 +59,7 @@ from services.extractors.rdsr.irradiation import (
     plane_of,
     tube_current_mA,
 )
+from services.extractors.rdsr import philips_xper
 from services.extractors.rdsr.quantities import (
     COUNT,
     DAP_GYM2,
@@ -161,6 +162,9 @@ def irradiation_event(event: Reader) -> ProjectionEvent:
     if pulses is None:
         pulses = event.number(PHILIPS_NUMBER_OF_FRAMES, COUNT)
     laterality = laterality_item(event)
+    sid_mm = event.number(SOURCE_TO_DETECTOR, MM)
+    field = philips_xper.collimated_field(event, sid_mm) if not (
+        event.has(COLLIMATED_FIELD_AREA) or event.has(COLLIMATED_FIELD_HEIGHT)) else philips_xper.NO_FIELD
     return ProjectionEvent(
         irradiation_event_uid=event.uid(EVENT_UID),
         plane=plane_of(event),
@@ -185,15 +189,17 @@ def irradiation_event(event: Reader) -> ProjectionEvent:
         filters=filters(event),
         positioner_primary_angle_deg=event.number(POSITIONER_PRIMARY_ANGLE, DEG),
         positioner_secondary_angle_deg=event.number(POSITIONER_SECONDARY_ANGLE, DEG),
-        distance_source_to_detector_mm=event.number(SOURCE_TO_DETECTOR, MM),
+        distance_source_to_detector_mm=sid_mm,
         distance_source_to_isocenter_mm=event.number(SOURCE_TO_ISOCENTER, MM),
         table_longitudinal_mm=event.number(TABLE_LONGITUDINAL, MM),
         table_lateral_mm=event.number(TABLE_LATERAL, MM),
         table_height_mm=_first_present(event.number(TABLE_HEIGHT, MM),
                                        lambda: event.number(PHILIPS_TABLE_HEIGHT, MM)),
-        collimated_field_area_m2=event.number(COLLIMATED_FIELD_AREA, M2),
-        collimated_field_height_mm=event.number(COLLIMATED_FIELD_HEIGHT, MM),
-        collimated_field_width_mm=event.number(COLLIMATED_FIELD_WIDTH, MM),
+        # Standard items when sent; a Philips Allura's from its shutters otherwise (philips_xper.py).
+        collimated_field_area_m2=_first_present(event.number(COLLIMATED_FIELD_AREA, M2), lambda: field.area_m2),
+        collimated_field_height_mm=_first_present(event.number(COLLIMATED_FIELD_HEIGHT, MM),
+                                                  lambda: field.height_mm),
+        collimated_field_width_mm=_first_present(event.number(COLLIMATED_FIELD_WIDTH, MM), lambda: field.width_mm),
         exposure_index=event.number(EXPOSURE_INDEX, COUNT),
         target_exposure_index=event.number(TARGET_EXPOSURE_INDEX, COUNT),
         deviation_index=event.number(DEVIATION_INDEX, COUNT),
