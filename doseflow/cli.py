@@ -134,6 +134,23 @@ def cmd_export(args, settings: Settings) -> int:
     return export(studies, args.modality, args.format, args.output)
 
 
+def cmd_protocols(args, settings: Settings) -> int:
+    from doseflow.audit import protocols
+
+    with _database(settings) as conn:
+        return protocols(conn, settings, args.json)
+
+
+def cmd_audit(args, settings: Settings) -> int:
+    from doseflow.audit import run_audit
+
+    if not args.output and not args.remap:
+        print("doseflow audit: give --output FILE (and/or --remap)", file=sys.stderr)
+        return 2
+    with _database(settings) as conn:
+        return run_audit(conn, settings, args)
+
+
 def cmd_publish(args, settings: Settings) -> int:
     from doseflow.importer import expand_paths
     from shared.broker import INGEST_EXCHANGE, Publish, Publisher
@@ -361,6 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", required=True, choices=["csv", "xlsx"])
     s.add_argument("--output", "-o", help="file to write (default: standard output; required for xlsx)")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("protocols", help="local study and protocol names of stored CT studies with their "
+                       "examination category and count, unmapped first")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_protocols)
+
+    s = sub.add_parser("audit", help="DRL audit of stored studies: one self-contained HTML report and a CSV twin")
+    s.add_argument("--modality", default="CT", choices=["CT"], help="CT (the DRL sets shipped are for CT)")
+    s.add_argument("--from", dest="date_from", type=_iso_date, help="first study date, YYYY-MM-DD (inclusive)")
+    s.add_argument("--to", dest="date_to", type=_iso_date, help="last study date, YYYY-MM-DD (inclusive)")
+    s.add_argument("--drl-set", help="DRL set id (default DOSEFLOW_DRL_SET): UK-2024, ARPANSA-2018 or a site set")
+    s.add_argument("--k-set", help="k-factor set id (default DOSEFLOW_K_SET)")
+    s.add_argument("--output", "-o", help="HTML report to write")
+    s.add_argument("--csv", help="CSV of the same table (default: the --output path with .csv)")
+    s.add_argument("--remap", action="store_true", help="first recompute every stored study's category, "
+                   "estimates and DRL ratios with the current mapping and reference data (no re-import)")
+    s.set_defaults(func=cmd_audit)
 
     s = sub.add_parser("publish", help="put ObjectReceived messages on the broker (with confirms)")
     s.add_argument("paths", nargs="+")

@@ -71,6 +71,14 @@ CT_TOTALS = [
     Column("Number of events", _event_count("ct")),
     Column("Total DLP (mGy·cm)", _get("ct", "total_dlp_mGycm")),
     Column("Total effective dose (mSv)", _get("ct", "total_effective_dose_mSv")),
+    # doseflow's own values (services/audit), apart from the scanner's
+    Column("Examination category", _get("study", "examination_category")),
+    Column("Effective dose estimate (mSv)", _get("ct", "effective_dose_estimate_mSv")),
+    Column("Effective dose estimate method", _get("ct", "effective_dose_estimate_method")),
+    Column("DRL set", _get("ct", "drl_set")),
+    Column("DRL row", _get("ct", "drl_id")),
+    Column("CTDIvol / DRL (ratio)", _get("ct", "drl_ratio_ctdivol")),
+    Column("DLP / DRL (ratio)", _get("ct", "drl_ratio_dlp")),
 ]
 
 CT_EVENT = [
@@ -82,6 +90,10 @@ CT_EVENT = [
     Column("CTDIw phantom", _get("ctdiw_phantom")),
     Column("DLP (mGy·cm)", _get("dlp_mGycm")),
     Column("Effective dose (mSv)", _get("effective_dose_mSv")),
+    Column("Effective dose estimate (mSv)", _get("effective_dose_estimate_mSv")),
+    Column("SSDE (mGy)", _get("ssde_mGy")),
+    Column("Water-equivalent diameter (mm)", _get("water_equivalent_diameter_mm")),
+    Column("SSDE method", _get("ssde_method")),
     Column("Scanning length (mm)", _get("scanning_length_mm")),
     Column("Exposure time (s)", _get("exposure_time_s")),
     Column("Pitch factor", _get("pitch_factor")),

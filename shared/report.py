@@ -35,6 +35,8 @@ class Study(_Model):
     performing_physician_name: Optional[str] = None
     referring_physician_name: Optional[str] = None
     comment: Optional[str] = None  # e.g. Philips Dose Info: description, protocol file, dose comments
+    # doseflow's own, not the object's: the protocol mapping's category (services/audit/mapping.py)
+    examination_category: Optional[str] = None
 
 
 class Patient(_Model):
@@ -115,6 +117,15 @@ class CtEvent(_Model):
     comment: Optional[str] = None
     sources: list[CtSource] = Field(default_factory=list)
     dose_check: Optional[DoseCheck] = None
+    # Size-specific dose estimate (AAPM 204) and water-equivalent diameter (AAPM 220): read from the
+    # RDSR when the scanner reports them, else SSDE computed from Dw; ssde_method says which.
+    ssde_mGy: Optional[float] = None
+    water_equivalent_diameter_mm: Optional[float] = None
+    ssde_method: Optional[str] = None
+    ssde_reason: Optional[str] = None  # why ssde_mGy is null
+    # doseflow's population estimate k x DLP (services/audit), apart from the scanner's effective_dose_mSv
+    effective_dose_estimate_mSv: Optional[float] = None
+    effective_dose_estimate_reason: Optional[str] = None  # why it is null
 
 
 class Ct(_Model):
@@ -124,6 +135,16 @@ class Ct(_Model):
     start_of_xray_irradiation: Optional[str] = None
     end_of_xray_irradiation: Optional[str] = None
     events: list[CtEvent] = Field(default_factory=list)
+    # doseflow's own values (services/audit), each with what it was computed with; the scanner's
+    # total_effective_dose_mSv stays as read.
+    effective_dose_estimate_mSv: Optional[float] = None  # population estimate: sum of k x DLP per event
+    effective_dose_estimate_method: Optional[str] = None  # e.g. "k-factor AAPM96 (ICRP 60) v2008"
+    effective_dose_estimate_reason: Optional[str] = None  # why the estimate is null
+    drl_set: Optional[str] = None  # e.g. "UK-2024 v2024-11-20"
+    drl_id: Optional[str] = None  # the DRL row compared with, e.g. "UK-CT-08"
+    drl_ratio_ctdivol: Optional[float] = None  # largest non-localizer CTDIvol / the row's CTDIvol
+    drl_ratio_dlp: Optional[float] = None  # total DLP / the row's DLP
+    drl_reason: Optional[str] = None  # why a ratio is null
 
 
 # --- Projection X-ray (RF, XA, DX, CR, PX) ---------------------------------------------------

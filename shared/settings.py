@@ -120,6 +120,20 @@ class Settings(BaseSettings):
     notify_retry_max_seconds: float = Field(
         300, gt=0, description="longest wait between two attempts (exponential backoff from 1 s, with jitter)")
 
+    protocol_map: Optional[Path] = Field(
+        None, json_schema_extra={"default_text": "the shipped `services/audit/data/protocol-map.csv`"},
+        description="CSV of rules mapping local study and acquisition names to examination categories "
+        "(see [Audit](#audit)); after editing it, restart the writer and run `doseflow audit --remap`")
+    drl_set: str = Field(
+        "UK-2024", description="DRL set the writer compares each CT study with (`ct.drl_ratio_*`) and "
+        "`doseflow audit` uses by default: `UK-2024`, `ARPANSA-2018`, or a site set's id")
+    k_set: str = Field(
+        "AAPM96", description="k-factor table for the effective-dose estimate: `AAPM96` (ICRP 60), "
+        "`ICRP103-adult`, `NCI-ED103-120kV`, or a site table's id")
+    reference_dir: Optional[Path] = Field(
+        None, description="folder with a site's own reference data: `drl/<ID>.toml` (local DRLs) and "
+        "`k/<ID>.toml`, in the shipped files' format; a site file wins over a shipped one with the same id")
+
     _split_lists = field_validator("ingest_roots", "toshiba_models", "receiver_allowed_calling_aes",
                                    mode="before")(_split)
 

@@ -9,11 +9,14 @@ nothing.
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Optional
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from services.audit.config import load_config
+from services.audit.indices import AuditConfig, enrich
 from services.writer import tables
 from shared.assembly import assemble
 from shared.ledger import record_outcome, storable_path
@@ -46,7 +49,7 @@ def rebuild_study(conn: psycopg.Connection, uid: str) -> DoseReport:
     the transaction and the study lock)."""
     rows = conn.execute("SELECT report FROM source_object WHERE study_instance_uid = %s ORDER BY arrival",
                         (uid,)).fetchall()
-    merged = assemble([DoseReport.model_validate(r[0]) for r in rows])
+    merged = enrich(assemble([DoseReport.model_validate(r[0]) for r in rows]), audit_config())
     conn.execute("DELETE FROM study WHERE study_instance_uid = %s", (uid,))
     study = tables.study_row(merged)
     study["warnings"] = Jsonb(merged.warnings)
@@ -55,6 +58,15 @@ def rebuild_study(conn: psycopg.Connection, uid: str) -> DoseReport:
     for table, table_rows in tables.child_rows(merged).items():
         _insert(conn, table, table_rows)
     return merged
+
+
+@functools.cache
+def audit_config() -> AuditConfig:
+    """The protocol mapping and reference data derived values are computed with, read once per
+    process from the settings (the writer loads it at start, so a broken site file stops it there)."""
+    from shared.settings import load
+
+    return load_config(load())
 
 
 def _insert(conn: psycopg.Connection, table: str, rows: list[dict]) -> None:

@@ -6,7 +6,7 @@ import logging
 
 from tenacity import RetryError
 
-from services.writer.store import store_report
+from services.writer.store import audit_config, store_report
 from shared.ledger import record_outcome
 from shared import broker, metrics
 from shared.broker import Publish, Result
@@ -55,6 +55,7 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
 def run(settings, stop=None) -> None:
     if not settings.database_url:
         raise SystemExit("the writer needs DOSEFLOW_DATABASE_URL (the embedded database is for `doseflow import`)")
+    audit_config()  # a protocol mapping or reference file that cannot be used stops the writer here
     db = Database(settings.database_url)
     db.run(migrate)
     broker.consume(settings.amqp_url, make_handlers(db), prefetch=settings.prefetch,
