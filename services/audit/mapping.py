@@ -25,7 +25,7 @@ MAX_PATTERN = 500  # a site's pattern is code we run on every study: keep it sma
 
 @dataclass(frozen=True)
 class Rule:
-    line: int
+    number: int  # position among the rules (comments and header not counted)
     field: str
     match: str  # "exact" | "regex"
     pattern: str
@@ -49,14 +49,14 @@ class ProtocolMap:
     rules: tuple[Rule, ...]
 
     def categorize(self, report: dict) -> tuple[Optional[str], Optional[str]]:
-        """(category, what matched: 'field "text" (rule at line N)') for a DoseReport dict; (None,
+        """(category, what matched: 'field "text" (rule N)') for a DoseReport dict; (None,
         None) when no rule matches."""
         texts = local_names(report)
         for rule in self.rules:
             for field in rule.fields():
                 for text in texts.get(field, ()):
                     if rule.matches(text):
-                        return rule.category, f'{field} "{text}" (rule at line {rule.line})'
+                        return rule.category, f'{field} "{text}" (rule {rule.number})'
         return None, None
 
     def category_of_name(self, field: str, text: str) -> Optional[str]:
