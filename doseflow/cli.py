@@ -339,6 +339,65 @@ def cmd_config(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_backfill(args, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from doseflow.backfill import plan
+    from doseflow.backfill.run import Options, run
+    from doseflow.backfill.store import Record
+
+    def usage(message: str) -> int:
+        print(f"doseflow backfill: {message}", file=sys.stderr)
+        return 2
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # per-request dumps of identifiers otherwise
+    stop = threading.Event()
+
+    def on_signal(*_):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()  # finish the request in hand, record, stop
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        node = plan.resolve_node(args.pacs, settings.backfill_nodes) if args.pacs else None
+        with _database(settings) as conn:
+            record = Record(conn)
+            if args.resume:
+                previous = record.resumable(node)
+                if previous is None:
+                    return usage("nothing to resume" + (f" for {node}" if node else ""))
+                record.run_id = previous["id"]
+                node = plan.Node(previous["ae_title"], previous["host"], previous["port"])
+                date_from, date_to = previous["date_from"], previous["date_to"]
+                groups, filters = tuple(previous["modalities"]), plan.Filters.from_dict(previous["filters"])
+                print(f"resuming run {record.run_id}: {node} {date_from}..{date_to} {','.join(groups)}", file=sys.stderr)
+            else:
+                if node is None or args.date_from is None or args.date_to is None:
+                    return usage("--pacs, --from and --to are required (or --resume)")
+                date_from, date_to = args.date_from, args.date_to
+                plan.day_slices(date_from, date_to)
+                groups = plan.parse_modalities(args.modality)
+                filters = plan.Filters(*(plan.Filters.terms(t) for t in (
+                    args.description_include, args.description_exclude, args.station_include, args.station_exclude)))
+            overrides = plan.profile_overrides(settings.backfill_profile, node,
+                                               next((e.partition("=")[0].strip() for e in settings.backfill_nodes
+                                                     if e.partition("=")[2].strip() == str(node)), None))
+            plan.Profile().overridden(overrides)
+            options = Options(node=node, date_from=date_from, date_to=date_to, groups=groups, filters=filters,
+                              dry_run=args.dry_run and not args.resume,
+                              pace_s=settings.backfill_pace_seconds if args.pace is None else args.pace,
+                              max_objects=args.max_objects or settings.backfill_max_objects,
+                              our_ae_title=settings.receiver_ae_title, profile_overrides=overrides,
+                              reprobe=args.reprobe)
+            return run(record, options, stop, resume=args.resume)
+    except ValueError as exc:
+        return usage(str(exc))
+
+
 def _iso_date(value: str):
     import datetime as dt
 
@@ -418,6 +477,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("check", choices=["check"])
     a.add_argument("file", help="the rules file to validate")
     s.set_defaults(func=cmd_alerts)
+
+    s = sub.add_parser("backfill", help="retrieve the dose objects of a date range from a PACS (C-FIND, C-MOVE to "
+                       "our receiver)")
+    s.add_argument("--pacs", help="AET@HOST:PORT, or a node name from DOSEFLOW_BACKFILL_NODES")
+    s.add_argument("--from", dest="date_from", type=_iso_date, help="first study date, YYYY-MM-DD (required)")
+    s.add_argument("--to", dest="date_to", type=_iso_date, help="last study date, YYYY-MM-DD (required)")
+    s.add_argument("--modality", help="comma-separated: CT,MG,DX,RF (default all; DX includes CR and PX, RF XA)")
+    s.add_argument("--dry-run", action="store_true", help="query and print what would be retrieved; move nothing")
+    s.add_argument("--resume", action="store_true", help="continue the last run that did not complete")
+    s.add_argument("--description-include", help="comma-separated terms; keep studies whose description has one")
+    s.add_argument("--description-exclude", help="comma-separated terms; skip studies whose description has one")
+    s.add_argument("--station-include", help="comma-separated terms; keep series whose station name has one")
+    s.add_argument("--station-exclude", help="comma-separated terms; skip series whose station name has one")
+    s.add_argument("--pace", type=float, help="seconds between requests (default DOSEFLOW_BACKFILL_PACE_SECONDS)")
+    s.add_argument("--max-objects", type=int, help="objects per run at most (default DOSEFLOW_BACKFILL_MAX_OBJECTS)")
+    s.add_argument("--reprobe", action="store_true", help="probe the PACS's capabilities again")
+    s.set_defaults(func=cmd_backfill)
 
     s = sub.add_parser("config", help="this process's settings (passwords and keys hidden), or the reference table")
     s.add_argument("--markdown", action="store_true",

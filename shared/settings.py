@@ -133,9 +133,21 @@ class Settings(BaseSettings):
     reference_dir: Optional[Path] = Field(
         None, description="folder with a site's own reference data: `drl/<ID>.toml` (local DRLs) and "
         "`k/<ID>.toml`, in the shipped files' format; a site file wins over a shipped one with the same id")
+    backfill_nodes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="PACS nodes for `doseflow backfill --pacs NAME`, as `NAME=AET@HOST:PORT` "
+        "(`--pacs` also takes `AET@HOST:PORT` itself); our calling AE title and the C-MOVE destination are "
+        "`DOSEFLOW_RECEIVER_AE_TITLE`")
+    backfill_profile: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="overrides of the probed PACS capability profile, `key=value` for every "
+        "node or `NAME.key=value` for one (NAME: node name or AE title), e.g. "
+        "`PACS1.matches_modalities_in_study=false,max_answers=500`")
+    backfill_pace_seconds: float = Field(
+        1.0, ge=0, description="`doseflow backfill`: pause between two requests to the PACS (C-FIND, C-MOVE)")
+    backfill_max_objects: int = Field(
+        5000, ge=1, description="`doseflow backfill`: objects retrieved per run at most; `--resume` continues")
 
     _split_lists = field_validator("ingest_roots", "toshiba_models", "receiver_allowed_calling_aes",
-                                   mode="before")(_split)
+                                   "backfill_nodes", "backfill_profile", mode="before")(_split)
 
     @field_validator("path_map", mode="before")
     @classmethod
