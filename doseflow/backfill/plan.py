@@ -134,7 +134,8 @@ def parse_modalities(text: Optional[str]) -> tuple[str, ...]:
     groups = tuple(dict.fromkeys(m.strip().upper() for m in text.split(",") if m.strip()))
     unknown = [g for g in groups if g not in MODALITY_GROUPS]
     if unknown or not groups:
-        raise ValueError(f"unknown modality {', '.join(unknown) or text!r}: choose from {', '.join(MODALITY_GROUPS)}")
+        what = ", ".join(unknown) if unknown else repr(text)
+        raise ValueError(f"unknown modality {what}: choose from {', '.join(MODALITY_GROUPS)}")
     return groups
 
 

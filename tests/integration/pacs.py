@@ -152,9 +152,10 @@ def start_dcmqrscp(folder: Path, receiver_port: int, *, move_destination: bool =
         pytest.skip("dcmtk not installed")
     (folder / "db").mkdir(parents=True, exist_ok=True)
     port = free_port()
-    hosts = "loader = (LOADER, 127.0.0.1, 1)\n" + (
-        f"doseflow = (DOSEFLOW, 127.0.0.1, {receiver_port})\n" if move_destination else "")
-    # Only the loader and doseflow's AE may associate (peers), and only DOSEFLOW is a destination.
+    hosts = "loader = (LOADER, localhost, 1)\n" + (
+        f"doseflow = (DOSEFLOW, localhost, {receiver_port})\n" if move_destination else "")
+    # Only the loader and doseflow's AE may associate (peers: dcmqrscp compares the host as it
+    # resolves the caller, "localhost"), and only DOSEFLOW is a destination.
     peers = "loader, doseflow" if move_destination else "ANY"
     (folder / "dcmqrscp.cfg").write_text(
         f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
