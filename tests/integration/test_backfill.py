@@ -151,8 +151,16 @@ def test_orthanc_backfill_moves_exactly_the_dose_objects_and_a_second_run_nothin
 
         finds, moves = (query(database_url, "SELECT count(*) FROM backfill_request WHERE run_id = 1 AND command = %s", c)[0][0]
                         for c in ("C-FIND", "C-MOVE"))
-        print(f"\n30-day window, Orthanc: {len(dose)} objects from 10 dose studies; C-FIND {finds}, C-MOVE {moves}; "
-              f"{elapsed:.1f} s")
+        print(f"\n30-day window on Orthanc: {len(dose)} objects from 10 dose studies; C-FIND {finds}, C-MOVE {moves}; "
+              f"run {elapsed:.1f} s (pace 0)")
+        names = {}
+        for i in items:
+            names.setdefault(i.ds.StudyInstanceUID, i.label.split(" ")[0].removesuffix(".dcm"))
+        for uid, decision, ms, n in query(
+                database_url, "SELECT s.study_instance_uid, s.decision, s.elapsed_ms, count(i.*) FILTER"
+                " (WHERE i.decision = 'retrieved') FROM backfill_study s LEFT JOIN backfill_instance i USING"
+                " (run_id, study_instance_uid) WHERE s.run_id = 1 GROUP BY 1, 2, 3 ORDER BY 1"):
+            print(f"  {names.get(uid, uid):40} {decision:9} retrieved {n:2}  {ms or 0:6} ms")
     finally:
         pacs.stop()
 
