@@ -75,6 +75,7 @@ class Backfill:
         self.failed = 0
         self.capped_slices = 0
         self.moved_ok = False
+        self.unexplained = 0  # C-MOVEs failed with nothing sent before any success
         self.pacs = Pacs(options.node, options.our_ae_title, on_request=record.request, pace_s=options.pace_s,
                          should_stop=stop.is_set)
 
@@ -239,6 +240,8 @@ class Backfill:
             if self.stop.is_set():
                 return INTERRUPTED
             self.move_series(uid, s, c, final)
+            if not self.moved_ok and self.unexplained >= 2:
+                raise self._destination_error(self.last_failure)
         if wanted:
             return finish(RETRIEVE, f"{wanted} dose object(s) " + ("would be retrieved" if self.o.dry_run else "chosen"),
                           modalities)
@@ -298,17 +301,28 @@ class Backfill:
 
     def _move(self, level: str, keys: dict) -> MoveResult:
         result = self.pacs.move(level, keys)
-        if result.status != plan.SUCCESS and plan.destination_refused(result, self.moved_ok):
-            raise PacsError(
-                f"the PACS {self.o.node} refused to send to our AE title {self.o.our_ae_title!r} "
-                f"({plan.status_text(result.status)}): configure {self.o.our_ae_title} (DOSEFLOW_RECEIVER_AE_TITLE) "
-                "as a DICOM destination on the PACS, with this host and the receiver's port (DOSEFLOW_RECEIVER_PORT)")
+        self.last_failure = result
+        if result.status == plan.DESTINATION_UNKNOWN:
+            raise self._destination_error(result)
         if result.status is None:
             raise PacsError(f"the PACS {self.o.node} gave no answer to a C-MOVE (timeout or association aborted)",
                             outage=True)
         if result.status == plan.SUCCESS:
             self.moved_ok = True
+        elif plan.destination_refused(result, self.moved_ok):
+            # Orthanc answers an unknown destination, and an object our receiver refuses, with
+            # 0xC000 and nothing sent: only a failure that a retry object by object does not
+            # explain (move_series) is taken for a refused destination.
+            self.unexplained += 1
         return result
+
+    def _destination_error(self, result: MoveResult) -> PacsError:
+        return PacsError(
+            f"the PACS {self.o.node} refused to send to our AE title {self.o.our_ae_title!r} "
+            f"({plan.status_text(result.status)}): configure {self.o.our_ae_title} (DOSEFLOW_RECEIVER_AE_TITLE) "
+            "as a DICOM move destination on the PACS, with this host and the receiver's port (DOSEFLOW_RECEIVER_PORT)"
+            + ("; or our receiver refused every object so far (its log says)" if result.status != plan.DESTINATION_UNKNOWN
+               else ""))
 
     def _retrieved(self, study_uid: str, series_uid: str, instances: list, reason: str) -> None:
         for i in instances:

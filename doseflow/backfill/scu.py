@@ -118,6 +118,11 @@ class Pacs:
         if self.assoc is None or not self.assoc.is_established:
             self.open()
 
+    def _drop(self) -> None:
+        if self.assoc is not None and self.assoc.is_established:
+            self.assoc.abort()
+        self.assoc = None
+
     def close(self) -> None:
         if self.assoc is not None and self.assoc.is_established:
             self.assoc.release()
@@ -162,14 +167,17 @@ class Pacs:
                         final = code
             finally:
                 self._last_request = time.monotonic()
-            if final is None and attempt == 0 and not self.assoc.is_established and not answers:
-                log.warning("the PACS dropped the association during a C-FIND; re-associating once")
-                self.assoc = None
+            if final is None and attempt == 0 and not self.should_stop():
+                # No final status: the association dropped, or (seen under load with pynetdicom 3)
+                # the answer went astray. A C-FIND can be asked again on a fresh association.
+                log.warning("no final answer to a C-FIND (%d answers so far); asking again on a new association",
+                            len(answers))
+                self._drop()
                 continue
             break
         self.on_request("C-FIND", level, _loggable(keys), final, {"answers": len(answers)}, time.monotonic() - start)
         if final is None:
-            if not answers and self.assoc is not None and not self.assoc.is_established:
+            if not answers and (self.assoc is None or not self.assoc.is_established):
                 raise PacsError(self._not_known("aborted our C-FIND (a PACS does so for a calling AE title it does not "
                                                 "know, or when it fails)"), outage=True)
             raise PacsError(f"the PACS {self.node} gave no answer to a C-FIND ({status_text(None)})", outage=True)

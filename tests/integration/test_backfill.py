@@ -228,6 +228,33 @@ def test_an_interrupted_run_resumes_without_duplicates(receiver, workers, tmp_pa
         pacs.stop()
 
 
+def test_an_object_the_move_fails_is_retried_once_recorded_failed_and_the_run_goes_on(receiver, workers, tmp_path,
+                                                                                     database_url):
+    """A DX series holding an image our receiver refuses (an intra-oral image class it does not
+    accept): Orthanc fails the series move (0xC000, nothing sent); each object is then retried once
+    on its own, the refused one is recorded failed with the status, and the next study is moved."""
+    port, _ = receiver
+    items = [i for i in study_set() if i.label in ("DX-Im-GE_XR220-1.dcm", "DX-Im-GE_XR220-2.dcm",
+                                                   "RF-RDSR-Siemens-Zee.dcm")]
+    refused = items[1].ds
+    refused.SOPClassUID = refused.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.3"
+    pacs = start_orthanc(tmp_path / "orthanc", port)
+    try:
+        pacs.load([i.ds for i in items])
+        run = backfill(workers.env, "--pacs", pacs.node, "--from", FROM, "--to", TO)
+        assert run.returncode == 1, run.stdout + run.stderr
+        decisions = {u: (d, r) for u, d, r in query(database_url, "SELECT sop_instance_uid, decision, reason"
+                                                                   " FROM backfill_instance")}
+        assert decisions[refused.SOPInstanceUID][0] == "failed"
+        assert "0xC000" in decisions[refused.SOPInstanceUID][1]
+        assert decisions[items[0].ds.SOPInstanceUID][0] == "retrieved"
+        assert decisions[items[2].ds.SOPInstanceUID][0] == "retrieved"  # the run went on
+        assert set(received(workers)) == {items[0].ds.SOPInstanceUID, items[2].ds.SOPInstanceUID}
+        assert query(database_url, "SELECT status FROM backfill_run") == [("completed",)]
+    finally:
+        pacs.stop()
+
+
 def test_a_pacs_capping_its_answers_is_queried_in_smaller_slices(db_env, tmp_path, database_url):
     """Orthanc answering at most 4 matches: six studies of one day come back 4 and a Cancel status,
     so the day is split (never taken as complete) until every part answers in full; with the cap
