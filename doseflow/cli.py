@@ -35,7 +35,7 @@ def _rules(settings: Settings):
 def _options(settings: Settings):
     from services.extractors.common import ExtractOptions
 
-    return ExtractOptions(patient_hash_key=settings.patient_key())
+    return ExtractOptions.from_settings(settings)
 
 
 def _alert_rules(settings: Settings):
@@ -56,8 +56,9 @@ def cmd_import(args, settings: Settings) -> int:
     from doseflow.importer import Progress, expand_paths, import_paths
     from services.extractors.routes import ROUTE_ALIASES
 
-    paths = expand_paths(args.paths)
-    if not paths:
+    unreadable: list[tuple[str, str]] = []
+    paths = expand_paths(args.paths, unreadable)
+    if not paths and not unreadable:
         print("doseflow import: no files found", file=sys.stderr)
         return 2
     route = ROUTE_ALIASES[args.route] if args.route else None
@@ -69,7 +70,7 @@ def cmd_import(args, settings: Settings) -> int:
 
         summary = import_paths(conn, paths, rules=_rules(settings), options=_options(settings), route=route,
                                toshiba_output=output_dir(settings), progress=Progress(len(paths)),
-                               alert_rules=alert_rules)
+                               alert_rules=alert_rules, roots=settings.ingest_roots, unreadable=unreadable)
     for path, status, reason in summary.problems:
         if status == "failed" or args.verbose:
             print(f"{status}: {path}: {reason}", file=sys.stderr)
@@ -171,9 +172,17 @@ def cmd_worker(args, settings: Settings) -> int:
     import signal
     import threading
 
-    # SIGTERM (docker stop, systemd) finishes the message in hand, then stops consuming.
+    from shared import lifecycle
+
+    # SIGTERM (docker stop, systemd) finishes the message in hand, then stops consuming; a
+    # retry wait (broker or database down) ends at once.
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_sigterm(*_):
+        stop.set()
+        lifecycle.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     kind = args.kind
     if settings.metrics_port:
         from importlib.metadata import version
@@ -518,13 +527,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    import os
+
+    from pydantic import ValidationError
+
+    from shared import dicom
+    from shared.lifecycle import ConfigurationError
+
     args = build_parser().parse_args(argv)
-    settings = load()
+    try:
+        settings = load()
+    except ValidationError as exc:
+        errors = "; ".join(f"DOSEFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"doseflow: invalid configuration: {errors}", file=sys.stderr)
+        return 2
     _setup_logging(settings, args.kind if args.command == "worker" else args.command)
+    dicom.configure(settings.max_inflated_mb)
+    # Expected faults end in one line and a status, never a traceback: a refused login
+    # (configuration, exit 3), a service that is down (exit 3), a closed pipe (`| head`).
     try:
         return args.func(args, settings) or 0
     except KeyboardInterrupt:
         return 130
+    except ConfigurationError as exc:
+        log.error("configuration error: %s", exc)
+        return 3
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except Exception as exc:  # noqa: BLE001 - only the service faults below; the rest re-raised
+        import psycopg
+        import pika.exceptions
+
+        if isinstance(exc, psycopg.OperationalError):
+            log.error("database unavailable: %s", str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc)
+        elif isinstance(exc, (pika.exceptions.AMQPError, ConnectionError)):
+            log.error("broker unavailable: %s", type(exc).__name__)
+        else:
+            raise
+        return 3
 
 
 if __name__ == "__main__":

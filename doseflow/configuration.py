@@ -7,6 +7,7 @@ setting is documented by writing its Field description.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,9 +62,19 @@ def readme_table(readme: str) -> str:
     return readme.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
 
 
+# `password=...` as a libpq key=value pair (quoted or not) or a URL query parameter.
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]*)", re.IGNORECASE)
+
+
 def _hide_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
+    """`url` with every form of password hidden: URL userinfo, a `password=` query parameter,
+    and libpq's `key=value` form."""
+    url = _PASSWORD_PARAM.sub(lambda m: m.group(1) + "***", url)
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
         return url
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import psycopg
 
@@ -27,16 +27,26 @@ from services.alerts.store import evaluate_stored
 from services.writer.store import store_report as _store_report
 from shared.ledger import record_outcome
 from shared.outcome import Failed, Ignored
+from shared.paths import check_ingest_path
 
 
-def expand_paths(patterns: Iterable[str]) -> list[str]:
-    """Files, folders (recursive) and glob patterns, as sorted absolute file paths, each once."""
+def expand_paths(patterns: Iterable[str], unreadable: Optional[list[tuple[str, str]]] = None) -> list[str]:
+    """Files, folders (recursive) and glob patterns, as sorted absolute file paths, each once.
+    Links to folders are not followed (no loops); a folder that cannot be listed is appended to
+    `unreadable` as (path, reason) instead of being skipped silently."""
+    from shared.dicom import os_reason
+
     out: list[str] = []
+
+    def cannot_list(exc: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((os.path.abspath(exc.filename or "?"), f"folder not readable: {os_reason(exc)}"))
+
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         for match in matches:
             if os.path.isdir(match):
-                for root, dirs, files in os.walk(match):
+                for root, dirs, files in os.walk(match, onerror=cannot_list):
                     dirs.sort()
                     out.extend(os.path.join(root, f) for f in sorted(files))
             else:
@@ -87,12 +97,18 @@ class Progress:
 
 def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRules, options: ExtractOptions,
                  toshiba_output: Path, route: Optional[str] = None, progress: Optional[Progress] = None,
-                 alert_rules: Optional[RuleSet] = None) -> Summary:
+                 alert_rules: Optional[RuleSet] = None, roots: Sequence[str] = (),
+                 unreadable: Sequence[tuple[str, str]] = ()) -> Summary:
     """Import each file; `route` forces one (as `--as`), else the classifier decides. Legacy
     Toshiba objects are gathered per study and built at the end (no quiet period to wait for).
     With `alert_rules`, each stored study is evaluated as the alerts service would (its
-    notifications wait in the outbox for a notifier)."""
+    notifications wait in the outbox for a notifier). The workers' rules apply: paths outside
+    `roots` (when any) are refused unopened; folders that could not be listed (`unreadable`)
+    are recorded failed."""
     summary = Summary()
+    for path, reason in unreadable:
+        _record(conn, path, "failed", "import", reason)
+        summary.count(path, "failed", reason)
 
     def store_report(conn, report, path):
         new = _store_report(conn, report, path)
@@ -104,9 +120,9 @@ def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRu
     for path in paths:
         try:
             if route is None:
-                chosen, ds = classify_file(path, rules, roots=[])
+                chosen, ds = classify_file(path, rules, roots=list(roots))
             else:
-                chosen, ds = route, read_header(path)
+                chosen, ds = route, read_header(check_ingest_path(path, list(roots)))
             if chosen == "toshiba":
                 obj = collect(ds, path, options)
                 if obj.kind == "other":

@@ -27,7 +27,8 @@ import pika
 import pika.exceptions
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from shared import metrics
+from shared import lifecycle, metrics
+from shared.lifecycle import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,30 @@ def connection_parameters(url: str) -> pika.URLParameters:
     return params
 
 
+def _refused(exc: Exception) -> Optional[str]:
+    """Why the broker refused us for good (a login or virtual host it does not know), else None."""
+    if isinstance(exc, (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)):
+        return "the broker refused the user name or password"
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+        return "the broker refused access to the virtual host (does it exist, may this user use it?)"
+    if isinstance(exc, pika.exceptions.ConnectionClosedByBroker) and exc.reply_code in (403, 530):
+        return f"the broker refused the connection ({exc.reply_code} {exc.reply_text})"
+    return None
+
+
 @retry(retry=retry_if_exception_type(TRANSIENT_AMQP), wait=wait_exponential_jitter(multiplier=0.5, max=15),
-       stop=stop_after_delay(600), reraise=True,
+       stop=stop_after_delay(600), reraise=True, sleep=lifecycle.sleep,
        before_sleep=lambda rs: (metrics.retried("broker"),
                                 log.warning("broker unreachable (%s); retrying", rs.outcome.exception())))
-def connect(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(url))
+def connect(url: str, params: Optional[pika.ConnectionParameters] = None) -> pika.BlockingConnection:
+    """A connection; transient faults retried with backoff, a refused login raises ConfigurationError."""
+    try:
+        return pika.BlockingConnection(params or connection_parameters(url))
+    except TRANSIENT_AMQP as exc:
+        reason = _refused(exc)
+        if reason:
+            raise ConfigurationError(f"{reason}: check DOSEFLOW_AMQP_URL") from None
+        raise
 
 
 class Channel:

@@ -14,7 +14,8 @@ from typing import Callable, TypeVar
 import psycopg
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from shared import metrics
+from shared import lifecycle, metrics
+from shared.lifecycle import ConfigurationError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,8 +43,27 @@ def resolve_url(settings) -> str:
     return settings.database_url or embedded_url(settings.data_dir)
 
 
+# SQLSTATEs of a login the server refuses for good: wrong password, no such role or database.
+REFUSED = {"28P01": "the database refused the password", "28000": "the database refused the login (no such role?)",
+           "3D000": "the database does not exist"}
+_REFUSED_TEXT = (("password authentication failed", "28P01"), ("does not exist", "3D000"),
+                 ("no pg_hba.conf entry", "28000"))
+
+
 def connect(url: str, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(url, **kwargs)
+    """A connection; a refused login raises ConfigurationError (psycopg reports it as an
+    OperationalError like a server that is down, which is worth waiting for)."""
+    kwargs.setdefault("connect_timeout", 10)
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        state = getattr(exc, "sqlstate", None)
+        if state not in REFUSED:
+            text = str(exc)
+            state = next((code for words, code in _REFUSED_TEXT if words in text), None)
+        if state in REFUSED:
+            raise ConfigurationError(f"{REFUSED[state]}: check DOSEFLOW_DATABASE_URL") from None
+        raise
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -108,7 +128,7 @@ class Database:
         self.conn: psycopg.Connection | None = None
 
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
-        @retry(retry=retry_if_exception_type(psycopg.OperationalError),
+        @retry(retry=retry_if_exception_type(psycopg.OperationalError), sleep=lifecycle.sleep,
                wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
                before_sleep=lambda rs: (metrics.retried("database"),
                                         log.warning("database unavailable (%s); retrying",

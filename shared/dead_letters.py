@@ -40,7 +40,9 @@ def _describe(queue: str, body: bytes, headers: dict) -> DeadLetter:
         at = str(first.get("time")) if first.get("time") else None
     try:
         path = json.loads(body).get("path")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # any body, however hostile (nested 100000 deep)
+        path = None
+    if not isinstance(path, str):
         path = None
     if isinstance(reason, bytes):
         reason = reason.decode("utf-8", "replace")

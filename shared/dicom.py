@@ -3,18 +3,27 @@ plain Python values (ISO dates, floats, names). Pure apart from the readers.
 
 Every stage reads a file through `read_header` or `read_object`: the one place where a file
 that is missing, a folder, not readable, not DICOM or cut short becomes `Failed` with the reason
-(`parse_file` below them is the raw read, raising OSError/UnreadableObject).
+(`parse_file` below them is the raw read, raising OSError/UnreadableObject). Every read goes
+through two guards: `open_regular` (never a FIFO, device or socket: a FIFO would block for
+ever) and `inflate_capped` (a deflated data set never inflates beyond a bound).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import io
 import math
+import os
 import re
-from typing import Optional
+import stat
+import zlib
+from typing import BinaryIO, Optional
 
 import pydicom
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_partial
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.filebase import DicomFileLike
+from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset, read_partial, read_preamble
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from shared.outcome import Failed
 
@@ -37,15 +46,125 @@ class UnreadableObject(Exception):
     """The file is not a DICOM object pydicom can read (truncated, empty, not DICOM)."""
 
 
+class NotRegularFile(UnreadableObject):
+    """The path is a FIFO, device or socket: refused without reading (a FIFO would block)."""
+
+
+class InflationLimit(UnreadableObject):
+    """A deflated data set inflates beyond the bound (a deflate bomb, or an object too large)."""
+
+
+MB = 1 << 20
+# How far a Deflated Explicit VR Little Endian data set may inflate in memory: dose reports and
+# image headers are far below it; 500 MB of zeros deflate to 500 kB. `configure` sets it from
+# DOSEFLOW_MAX_INFLATED_MB at the start of every process.
+max_inflated_bytes = 64 * MB
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}
+
+
+def configure(max_inflated_mb: float) -> None:
+    global max_inflated_bytes
+    max_inflated_bytes = int(max_inflated_mb * MB)
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open `path` read-only if it is a regular file. Opened non-blocking first, so that a FIFO
+    with no writer cannot hang the reader, then checked with fstat (the file opened, not a name
+    that may have changed since); a folder raises IsADirectoryError, a FIFO, device or socket
+    NotRegularFile. Other OS errors (not found, permission, symlink loop, name too long) raise
+    as they are: `os_reason` words them."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"not a regular file but {_KINDS.get(stat.S_IFMT(mode), 'a special file')}: "
+                                 "refused unread")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular_at(name: str, dir_fd: int) -> BinaryIO:
+    """`open_regular` of `name` inside the folder `dir_fd`, never through a symbolic link."""
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile("not a regular file: refused unread")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error in words for a ledger row, without the path (the row names it already)."""
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    hints = {errno.ELOOP: " (a symbolic link loop?)", errno.ENAMETOOLONG: "", errno.EACCES: " (permission denied)"}
+    return f"{exc.strerror or type(exc).__name__} [{name}]{hints.get(exc.errno, '')}"
+
+
+def inflate_capped(f: BinaryIO, limit: int, chunk: int = MB) -> io.BytesIO:
+    """The raw-deflate stream from `f` inflated, read and inflated piece by piece; raises
+    InflationLimit as soon as the output would pass `limit` bytes, so memory stays near `limit`
+    whatever the ratio (zeros deflate a thousandfold)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = io.BytesIO()
+    while not inflater.eof:
+        data = inflater.unconsumed_tail or f.read(chunk)
+        if not data:
+            break  # a stream cut short: the parser says what is missing
+        out.write(inflater.decompress(data, chunk))  # at most `chunk` bytes per step
+        if out.tell() > limit:
+            raise InflationLimit(f"not a readable DICOM object: the deflated data set inflates beyond "
+                                 f"{limit // MB} MB (a deflate bomb? DOSEFLOW_MAX_INFLATED_MB)")
+    out.seek(0)
+    return out
+
+
+def _read_deflated(f: BinaryIO, stop_when) -> Optional[FileDataset]:
+    """The data set of a Deflated Explicit VR Little Endian file, inflated with the cap; None when
+    the file is not deflated (the caller reads it as usual). pydicom would inflate it whole."""
+    f.seek(0)
+    try:
+        preamble = read_preamble(f, False)
+        file_meta = _read_file_meta_info(f)
+    except Exception:  # noqa: BLE001 - not ours to judge: the ordinary read reports it
+        return None
+    if file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return None
+    body = inflate_capped(f, max_inflated_bytes)
+    dataset = read_dataset(DicomFileLike(body), False, True, stop_when=stop_when)
+    ds = FileDataset(getattr(f, "name", None) or "", dataset, preamble, file_meta, False, True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    return ds
+
+
 def parse_file(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
-    """Parse a DICOM file, read-only (raises OSError, UnreadableObject: use `read_object`). `header_only` stops before pixel data (a 500 MB multi-frame
-    image costs a few kB); `up_to_tag` stops at the first top-level element after that tag."""
-    with open(path, "rb") as f:  # not found, a folder, no permission: the caller names those
+    """Parse a DICOM file, read-only, only if it is a regular file (raises OSError,
+    UnreadableObject: use `read_object`). `header_only` stops before
+    pixel data (a 500 MB multi-frame image costs a few kB); `up_to_tag` stops at the first
+    top-level element after that tag. A deflated data set is inflated with a cap."""
+    with open_regular(path) as f:  # not found, a folder, no permission: the caller names those
         try:
             if up_to_tag is not None:
-                ds = read_partial(f, stop_when=lambda tag, vr, length: tag > up_to_tag)
+                stop_when = lambda tag, vr, length: tag > up_to_tag  # noqa: E731
             else:
-                ds = pydicom.dcmread(f, stop_before_pixels=header_only)
+                stop_when = _at_pixel_data if header_only else None
+            ds = _read_deflated(f, stop_when)
+            if ds is None:
+                f.seek(0)
+                if up_to_tag is not None:
+                    ds = read_partial(f, stop_when=stop_when)
+                else:
+                    ds = pydicom.dcmread(f, stop_before_pixels=header_only)
+        except InflationLimit:
+            raise
         except Exception as exc:  # noqa: BLE001
             # Whatever the parser raises on these bytes is a fact about the file, not a fault of
             # ours: InvalidDicomError, EOFError, OSError "No tag to read" (a file cut short),
@@ -92,8 +211,8 @@ def read_object(path: str, *, header_only: bool = False, up_to_tag: Optional[int
         raise Failed("file not readable by doseflow (permission denied)") from None
     except UnreadableObject as exc:
         raise Failed(str(exc)) from None
-    except OSError as exc:  # a dangling link loop, a name too long, an I/O error on the disk...
-        raise Failed(f"file not readable: {exc.strerror or type(exc).__name__}") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, an I/O error on the disk...
+        raise Failed(f"file not readable: {os_reason(exc)}") from None
 
 
 def read_header(path: str, *, routing_only: bool = False) -> Dataset:

@@ -10,8 +10,14 @@ import psycopg
 
 def storable_path(path: str) -> str:
     """The path as database text: a file name that is not valid UTF-8 (bytes shown by Python
-    as surrogate escapes) is kept with its odd bytes written as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    as surrogate escapes) is kept with its odd bytes written as \\xNN, and so is a NUL (which
+    no file name holds, but a hostile message may, and PostgreSQL text cannot)."""
+    return os.fsencode(path.replace("\x00", "\\x00")).decode("utf-8", "backslashreplace")
+
+
+def storable_text(value: Optional[str]) -> Optional[str]:
+    """Free text (a reason, a UID from a message) as database text: NUL becomes U+FFFD."""
+    return None if value is None else value.replace("\x00", "\ufffd")
 
 
 def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: str,
@@ -32,7 +38,8 @@ def record_outcome(conn: psycopg.Connection, *, path: str, status: str, stage: s
             updated_at = now()
         WHERE l.status <> 'stored' OR EXCLUDED.status = 'stored'
         """,
-        (storable_path(path), status, stage, reason, route, sop_instance_uid, study_instance_uid),
+        (storable_path(path), status, storable_text(stage), storable_text(reason), storable_text(route),
+         storable_text(sop_instance_uid), storable_text(study_instance_uid)),
     )
 
 

@@ -86,7 +86,9 @@ def setup(level: str, fmt: str, service: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs every failed connection attempt with a traceback; doseflow words each broker
+    # fault itself (retrying, or a configuration error), so pika speaks only when debugging.
+    logging.getLogger("pika").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.CRITICAL)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     # Python warnings (pydicom's about odd values) and a crash's traceback become log records
     # too, so a JSON log stays all JSON.

@@ -89,6 +89,39 @@ class Settings(BaseSettings):
     receiver_allowed_calling_aes: Annotated[list[str], NoDecode] = Field(
         default_factory=list, json_schema_extra={"default_text": "empty (any)"},
         description="calling AE titles the receiver accepts associations from; others are rejected")
+    receiver_acse_timeout_s: float = Field(
+        10, gt=0, description="seconds a peer has to complete its association request; a connection "
+        "still negotiating after that (a stalled or hostile peer) is dropped")
+    receiver_dimse_timeout_s: float = Field(
+        30, gt=0, description="seconds the receiver waits for the next DIMSE message of an association "
+        "before aborting it")
+    receiver_network_timeout_s: float = Field(
+        60, gt=0, description="seconds an association may stay silent (also within one PDU) before it "
+        "is dropped")
+    receiver_max_associations: int = Field(
+        10, ge=1, description="associations the receiver serves at once; more are rejected as transient "
+        "(local limit exceeded), so the modality retries. Connections still negotiating do not count")
+    receiver_max_associations_per_ae: int = Field(
+        4, ge=1, description="associations one calling AE title may hold at once")
+    receiver_max_object_mb: float = Field(
+        2048, gt=0, description="largest data set the receiver accepts, in MB; it is written to disk as "
+        "it arrives and a larger one is answered `0xA701` (refused: out of resources) and removed")
+    receiver_announce_timeout_s: float = Field(
+        10, gt=0, description="longest the receiver tries to reach the broker for one object before it "
+        "answers `0xA700` (the modality keeps the object and retries); keep it below the modalities' "
+        "C-STORE timeout (often 30 s)")
+    max_inflated_mb: float = Field(
+        64, gt=0, description="how far a Deflated Explicit VR data set may inflate in memory when any "
+        "stage reads it, in MB; beyond it the object is failed with the reason (a deflate bomb)")
+    age_precision_years: Literal["0.1", "1"] = Field(
+        "0.1", description="precision of the stored patient age (`patient.age_years`), in years: `0.1` "
+        "(a birth date cannot be recovered closer than about ±18 days) or `1` (whole years, floored)")
+    staff_names: Literal["keep", "hash", "drop"] = Field(
+        "keep", description="operator, performing and referring physician, and dose-check person names: "
+        "`keep`, `hash` (HMAC-SHA-256 with the patient hash key; without a key they are dropped) or `drop`")
+    accession_number: Literal["keep", "hash", "drop"] = Field(
+        "keep", description="the accession number (which identifies an examination at the hospital): "
+        "`keep`, `hash` (as staff names) or `drop`")
     receiver_root: Optional[Path] = Field(
         None, json_schema_extra={"default_text": "the first ingest root"},
         description="folder the receiver writes received objects to, as "

@@ -20,7 +20,7 @@ from pynetdicom.sop_class import (
 )
 
 from services.receiver import scp
-from services.receiver.scp import name_for_uid, object_path, write_atomically
+from services.receiver.scp import name_for_uid, object_path
 from tests.conftest import corpus_file
 
 CT_RDSR = "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
@@ -60,33 +60,39 @@ def test_the_object_path_is_root_study_sop_dcm_and_stays_under_the_root(tmp_path
     assert ".." not in escaping.parts
 
 
-# --- atomic write ----------------------------------------------------------------------------
+# --- placing a spooled object ----------------------------------------------------------------
 
 
-def test_an_atomic_write_creates_the_folder_and_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / "study" / "obj.dcm"
-    write_atomically(path, b"DICM data")
+def spooled(root: Path, data: bytes) -> str:
+    (root / scp.SPOOL).mkdir(parents=True, exist_ok=True)
+    path = root / scp.SPOOL / ".x.part"
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_spooled_object_is_moved_under_its_study_and_nothing_is_left_behind(tmp_path):
+    path = scp.place(spooled(tmp_path, b"DICM data"), tmp_path, "1.2", "1.2.3.dcm")
+    assert path == tmp_path / "1.2" / "1.2.3.dcm"
     assert path.read_bytes() == b"DICM data"
-    assert os.listdir(path.parent) == ["obj.dcm"]
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert os.listdir(tmp_path / scp.SPOOL) == []
 
 
-def test_an_atomic_write_replaces_an_earlier_copy_of_the_object(tmp_path):
-    path = tmp_path / "obj.dcm"
-    write_atomically(path, b"first")
-    write_atomically(path, b"second, longer")
-    assert path.read_bytes() == b"second, longer"
-    assert os.listdir(tmp_path) == ["obj.dcm"]
+def test_the_same_object_again_replaces_it_and_a_different_one_is_kept_beside_it(tmp_path):
+    first = scp.place(spooled(tmp_path, b"first"), tmp_path, "1.2", "1.2.3.dcm")
+    assert scp.place(spooled(tmp_path, b"first"), tmp_path, "1.2", "1.2.3.dcm") == first
+    other = scp.place(spooled(tmp_path, b"other content"), tmp_path, "1.2", "1.2.3.dcm")
+    assert other != first and other.name.startswith("1.2.3.") and other.suffix == ".dcm"
+    assert first.read_bytes() == b"first" and other.read_bytes() == b"other content"
 
 
-def test_a_failed_write_leaves_the_earlier_file_whole_and_no_temporary_file(tmp_path):
-    path = tmp_path / "obj.dcm"
-    write_atomically(path, b"complete object")
-
-    with pytest.raises(TypeError):
-        write_atomically(path, object())  # fails inside the write, after the temp file exists
-    assert path.read_bytes() == b"complete object"
-    assert os.listdir(tmp_path) == ["obj.dcm"]
+def test_a_study_folder_that_is_a_symlink_out_of_the_root_is_never_followed(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "1.2").symlink_to(outside)
+    with pytest.raises(OSError):
+        scp.place(spooled(root, b"data"), root, "1.2", "1.2.3.dcm")
+    assert os.listdir(outside) == []
 
 
 # --- the handler behind a real association ---------------------------------------------------
@@ -166,10 +172,10 @@ def test_a_failed_announcement_answers_out_of_resources_so_the_modality_retries(
     assert len(list((tmp_path / "incoming" / CT_STUDY).glob("*.dcm"))) == 1
 
 
-def test_an_unwritable_root_answers_out_of_resources_and_announces_nothing(receiver, tmp_path):
-    blocked = tmp_path / "not-a-folder"
-    blocked.write_text("a file where the root folder should be")
-    r = receiver(root=blocked)
+def test_an_unwritable_study_folder_answers_out_of_resources_and_announces_nothing(receiver, tmp_path):
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / CT_STUDY).write_text("a file where the study folder should be")
+    r = receiver()
     _, status = send(r.port, corpus_file(CT_RDSR))
     assert status == scp.OUT_OF_RESOURCES
     assert r.announced == []
@@ -235,20 +241,13 @@ def test_an_unreachable_broker_fails_the_announcement_within_the_bounded_wait():
 
 
 
-def test_a_data_set_that_does_not_decode_answers_cannot_understand(tmp_path):
-    # pynetdicom's SCU will not send an undecodable data set, so the handler gets the event
-    # pynetdicom would hand it, with a data set whose decoding fails.
-    from types import SimpleNamespace
+def test_random_bytes_as_a_data_set_answer_cannot_understand(receiver, tmp_path):
+    # pynetdicom's SCU sends a file's bytes as they are (chunked): 4 kB of random bytes after
+    # a valid file meta is what a broken or hostile device may send.
+    from tests.security.attacks import send_raw_dataset
 
-    class Undecodable:
-        def get(self, keyword):
-            raise EOFError("unexpected end of data set")
-
-    event = SimpleNamespace(
-        request=SimpleNamespace(AffectedSOPClassUID=XRayRadiationDoseSRStorage, AffectedSOPInstanceUID="1.2.3"),
-        assoc=SimpleNamespace(requestor=SimpleNamespace(ae_title="MODALITY")),
-        dataset=Undecodable(), encoded_dataset=lambda include_meta=True: b"never written")
-    announced = []
-    status = scp.StoreHandler(tmp_path / "incoming", announced.append)(event)
+    r = receiver()
+    status = send_raw_dataset(r.port, XRayRadiationDoseSRStorage, "1.2.3.4", os.urandom(4096))
     assert status == scp.CANNOT_UNDERSTAND == 0xC000
-    assert announced == [] and not (tmp_path / "incoming").exists()
+    assert r.announced == []
+    assert not [p for p in (tmp_path / "incoming").rglob("*") if p.is_file()]

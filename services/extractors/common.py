@@ -21,9 +21,19 @@ from shared.report import Equipment, Patient, Source, Study
 @dataclass(frozen=True)
 class ExtractOptions:
     """What extraction needs from configuration. `patient_hash_key` set means patient name and
-    ID are stored as HMAC-SHA-256 hex digests under that key; None (the default) stores neither."""
+    ID are stored as HMAC-SHA-256 hex digests under that key; None (the default) stores neither.
+    The rest is what services/extractors/privacy.py keeps of ages, staff names and accession
+    numbers (the DOSEFLOW_ settings of the same names)."""
 
     patient_hash_key: Optional[bytes] = None
+    age_precision_years: str = "0.1"
+    staff_names: str = "keep"
+    accession_number: str = "keep"
+
+    @classmethod
+    def from_settings(cls, settings) -> "ExtractOptions":
+        return cls(patient_hash_key=settings.patient_key(), age_precision_years=settings.age_precision_years,
+                   staff_names=settings.staff_names, accession_number=settings.accession_number)
 
 
 DEFAULT_OPTIONS = ExtractOptions()

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
 from shared import plausibility
+from services.extractors.privacy import protect
 from shared.outcome import Failed
 from shared.report import DoseReport
 
@@ -43,6 +44,7 @@ def extract(ds: Dataset, route: str, options: ExtractOptions = DEFAULT_OPTIONS) 
     report = extractor(ds, options)
     drop_impossible_numbers(report, report, "")
     plausibility.check(report)
+    protect(report, options)
     return report
 
 

@@ -48,7 +48,7 @@ def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map
 
 
 def run(settings, routes: list[str] | None = None, stop=None) -> None:
-    options = ExtractOptions(patient_hash_key=settings.patient_key())
+    options = ExtractOptions.from_settings(settings)
     routes = routes or list(EXTRACT_ROUTES)
     handlers = {broker.EXTRACT_QUEUE_OF_ROUTE[r]: make_handler(r, options, settings.ingest_roots, settings.path_map)
                 for r in routes}

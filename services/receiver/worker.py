@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tenacity import stop_after_delay
+from tenacity import stop_after_delay, wait_exponential_jitter
 
-from services.receiver.scp import StoreHandler, application_entity, start
+from services.receiver.scp import Limits, StoreHandler, application_entity, drop_stalled, start
 from shared import broker
 from shared.broker import INGEST_EXCHANGE, Publish
 from shared.messages import ObjectReceived
@@ -26,9 +26,9 @@ from shared.paths import check_ingest_path
 log = logging.getLogger(__name__)
 
 # A modality waits for the C-STORE response for typically 30-60 s; a broker outage must give
-# it a failure status well before that, so it keeps the object and retries, rather than an
-# aborted association after our 10-minute reconnect backoff.
-CONNECT_WITHIN_S = 20.0
+# it a failure status well before that (DOSEFLOW_RECEIVER_ANNOUNCE_TIMEOUT_S), so it keeps the
+# object and retries, rather than an aborted association after our 10-minute reconnect backoff.
+CONNECT_WITHIN_S = 10.0
 # How long SIGTERM waits for associations in progress before aborting them.
 DRAIN_S = 30.0
 # Heartbeats on the idle announcement connection (pika's heartbeat is 30 s).
@@ -41,7 +41,12 @@ class Announcer:
 
     def __init__(self, url: str, delivery_limit: int, connect_within: float = CONNECT_WITHIN_S):
         self.publisher = broker.Publisher(url, delivery_limit)
-        self._connect = broker.connect.retry_with(stop=stop_after_delay(connect_within))
+        # Short waits, and the last one never past the bound (tenacity checks the delay after a
+        # failed attempt: a 15 s backoff would overshoot it); a refused login is not retried.
+        self._connect = broker.connect.retry_with(
+            stop=stop_after_delay(connect_within * 0.6),
+            wait=wait_exponential_jitter(initial=0.2, max=max(connect_within / 5, 0.5)))
+        self.connect_within = connect_within
         self._lock = threading.Lock()
 
     def __call__(self, path: str) -> str:
@@ -59,7 +64,11 @@ class Announcer:
         channel = self.publisher._channel
         if channel is None or not channel.channel.is_open:
             self.publisher.close()
-            self.publisher._channel = broker.Channel(self._connect(self.publisher.url),
+            params = broker.connection_parameters(self.publisher.url)
+            params.socket_timeout = params.stack_timeout = self.connect_within / 4
+            # A blocked broker (memory or disk alarm) must not hold the C-STORE for 5 minutes.
+            params.blocked_connection_timeout = self.connect_within / 2
+            self.publisher._channel = broker.Channel(self._connect(self.publisher.url, params),
                                                      self.publisher.delivery_limit)
 
     def keepalive(self) -> None:
@@ -93,6 +102,14 @@ def receiver_root(settings) -> Path:
     return root
 
 
+def limits_of(settings) -> Limits:
+    return Limits(acse_timeout_s=settings.receiver_acse_timeout_s, dimse_timeout_s=settings.receiver_dimse_timeout_s,
+                  network_timeout_s=settings.receiver_network_timeout_s,
+                  max_associations=settings.receiver_max_associations,
+                  max_associations_per_ae=settings.receiver_max_associations_per_ae,
+                  max_object_bytes=int(settings.receiver_max_object_mb * (1 << 20)))
+
+
 def run(settings, stop: Optional[threading.Event] = None) -> int:
     stop = stop or threading.Event()
     try:
@@ -103,10 +120,11 @@ def run(settings, stop: Optional[threading.Event] = None) -> int:
         return 2
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # per-PDU chatter otherwise
-    announcer = Announcer(settings.amqp_url, settings.delivery_limit)
-    ae = application_entity(settings.receiver_ae_title, settings.receiver_allowed_calling_aes)
+    announcer = Announcer(settings.amqp_url, settings.delivery_limit, settings.receiver_announce_timeout_s)
+    limits = limits_of(settings)
+    ae = application_entity(settings.receiver_ae_title, settings.receiver_allowed_calling_aes, limits)
     try:
-        server = start(ae, settings.receiver_port, StoreHandler(root, announcer))
+        server = start(ae, settings.receiver_port, StoreHandler(root, announcer), limits)
     except OSError as exc:
         log.error("receiver cannot listen on port %d: %s", settings.receiver_port, exc)
         return 1
@@ -117,6 +135,7 @@ def run(settings, stop: Optional[threading.Event] = None) -> int:
         # the handler (which sets `stop`) when it wakes.
         last_keepalive = time.monotonic()
         while not stop.wait(0.5):
+            drop_stalled(ae, limits.acse_timeout_s)
             if time.monotonic() - last_keepalive >= KEEPALIVE_S:
                 announcer.keepalive()
                 last_keepalive = time.monotonic()

@@ -20,6 +20,7 @@ from pydicom.tag import Tag
 
 from services.extractors.common import (DEFAULT_OPTIONS, ExtractOptions, equipment_from_header,
                                         first_code_meaning, patient_from_header, study_from_header)
+from services.extractors.privacy import protect
 from shared.dicom import CT_IMAGE, ENHANCED_CT_IMAGE, attr_number, number, text
 from shared.report import Equipment, Patient, Study
 
@@ -193,8 +194,10 @@ def study_header(ds: Dataset, options: ExtractOptions = DEFAULT_OPTIONS) -> Stud
                                  or first_code_meaning(ds, "RequestedProcedureCodeSequence")
                                  or first_code_meaning(ds, "ProcedureCodeSequence"))
     study.modality = "CT"
-    return StudyHeader(study=study, patient=patient_from_header(ds, study.study_date, options),
-                       equipment=equipment_from_header(ds))
+    header = StudyHeader(study=study, patient=patient_from_header(ds, study.study_date, options),
+                         equipment=equipment_from_header(ds))
+    protect(header, options)
+    return header
 
 
 def merge_study_headers(headers: Iterable[StudyHeader]) -> StudyHeader:

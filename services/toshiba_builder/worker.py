@@ -172,7 +172,7 @@ def run(settings, stop=None) -> None:
     stop = stop or threading.Event()
     db = Database(settings.database_url)
     db.run(migrate)
-    options = ExtractOptions(patient_hash_key=settings.patient_key())
+    options = ExtractOptions.from_settings(settings)
     builder = threading.Thread(target=build_loop, args=(Database(settings.database_url), settings, stop),
                                name="toshiba-build", daemon=True)
     builder.start()

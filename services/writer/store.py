@@ -20,28 +20,47 @@ from services.audit.indices import AuditConfig, enrich
 from services.writer import tables
 from shared.assembly import assemble
 from shared.ledger import record_outcome, storable_path
+from shared.outcome import Failed
 from shared.report import DoseReport
 
 
 def store_report(conn: psycopg.Connection, report: DoseReport, path: str) -> bool:
     """Store one object's report and rebuild its study. Returns False when the object was
-    already stored (nothing changed). Commits before returning."""
+    already stored (nothing changed). Commits before returning. Raises Failed (its ledger row
+    committed) when another file already stored this SOP Instance UID with other content — a
+    device reusing a UID, or a second version of an object: the first stays, nothing is merged."""
     uid = report.study.study_instance_uid
     source = report.sources[0]
+    content = report.model_dump(mode="json")
+    conflict = None
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (uid,))
         new = conn.execute(
             "INSERT INTO source_object (sop_instance_uid, study_instance_uid, route, sop_class_uid, path, report)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING 1",
             (source.sop_instance_uid, uid, source.route, source.sop_class_uid, storable_path(path),
-             Jsonb(report.model_dump(mode="json"))),
+             Jsonb(content)),
         ).fetchone() is not None
         if new:
             rebuild_study(conn, uid)
-        record_outcome(conn, path=path, status="stored", stage="writer", route=source.route,
-                       reason=None if new else "already stored (same SOP Instance UID)",
+        else:
+            conflict = _conflict(conn, source.sop_instance_uid, uid, storable_path(path), content)
+        record_outcome(conn, path=path, status="failed" if conflict else "stored", stage="writer",
+                       route=source.route, reason=conflict or (None if new else "already stored (same SOP Instance UID)"),
                        sop_instance_uid=source.sop_instance_uid, study_instance_uid=uid)
+    if conflict:
+        raise Failed(conflict)
     return new
+
+
+def _conflict(conn: psycopg.Connection, sop_uid: str, study_uid: str, path: str, content: dict) -> Optional[str]:
+    """Why an object whose SOP Instance UID is stored already cannot be the same object, or None."""
+    row = conn.execute("SELECT study_instance_uid, path, report FROM source_object WHERE sop_instance_uid = %s",
+                       (sop_uid,)).fetchone()
+    if row is None or row[1] == path or (row[0] == study_uid and row[2] == content):
+        return None  # the same file again, or an identical copy
+    return (f"SOP Instance UID {sop_uid} conflict: already stored in study {row[0]} from {row[1]}; this object "
+            f"(study {study_uid}) has other content, so it was not stored (kept as received)")
 
 
 def rebuild_study(conn: psycopg.Connection, uid: str) -> DoseReport:

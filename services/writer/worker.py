@@ -11,6 +11,7 @@ from shared.ledger import record_outcome
 from shared import broker, metrics
 from shared.broker import Publish, Result
 from shared.database import Database, migrate
+from shared.outcome import Failed
 from shared.messages import Outcome, ReportReady, StudyStored, UndecodableMessage, decode
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
             db.run(lambda conn: store_report(conn, msg.report, msg.path))
         except RetryError:
             return Result(requeue=True)
+        except Failed as exc:  # a SOP Instance UID conflict: its ledger row is committed
+            metrics.object_outcome(msg.report.sources[0].route, "failed")
+            return Result(dead_letter_reason=exc.reason)
         metrics.object_outcome(msg.report.sources[0].route, "stored")
         # Also when the object was stored before: the first delivery may have died between its
         # commit and this publish, and evaluating a study again raises nothing twice.
