@@ -112,7 +112,10 @@ def deliver_one(conn: psycopg.Connection, sender: Sender, *, max_attempts: int, 
                              (attempts, str(exc), wait, id_))
                 metrics.notification(channel, "retried")
                 log.warning("notification %d (%s) not delivered (%s); retrying in %.1f s", id_, channel, exc, wait)
-        except Permanent as exc:
+        except Exception as exc:  # a bug must not make one row stop the notifier for good
+            if not isinstance(exc, Permanent):
+                log.exception("notification %d (%s): internal error", id_, channel)
+                exc = Permanent(f"internal error: {type(exc).__name__}: {exc}")
             _finish(conn, id_, "failed", attempts, str(exc))
             metrics.notification(channel, "failed")
             log.error("notification %d (%s) refused: %s", id_, channel, exc)

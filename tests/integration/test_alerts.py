@@ -28,6 +28,7 @@ from pydicom.uid import generate_uid
 from tests.conftest import corpus_file
 from tests.integration.conftest import doseflow, wait_until
 from tests.integration.receivers import SmtpReceiver, WebhookReceiver, self_signed_certificate
+from tests.integration.test_metrics import scrape, serving, value
 
 pytestmark = pytest.mark.integration
 
@@ -152,6 +153,9 @@ def test_alerts_reach_each_recipient_once_through_kills_an_smtp_outage_and_repea
     alerts_worker.send_signal(signal.SIGKILL)
     alerts_worker.wait()
     doseflow(env, "publish", *paths)
+    [(restarted_at,)] = query(database_url, "SELECT now()")
+    alerts_port, notifier_port = reserve_port(), reserve_port()
+    workers.env = {**env, "DOSEFLOW_METRICS_PORT": str(alerts_port)}
     alerts_worker = workers.start("alerts")
     # The notifier killed after the webhook receiver got a body and before it answered.
     wait_until(lambda: webhook.inbox.arrivals, timeout=60, what="a first webhook request")
@@ -159,10 +163,16 @@ def test_alerts_reach_each_recipient_once_through_kills_an_smtp_outage_and_repea
     notifier.wait()
     webhook.release.set()
     doseflow(env, "publish", *paths)
+    workers.env = {**env, "DOSEFLOW_METRICS_PORT": str(notifier_port)}
     notifier = workers.start("notifier")
 
+    # The SMTP server stays down for SMTP_DOWN_S, and at least until the new notifier met it down.
+    wait_until(lambda: serving(notifier_port) and value(scrape(notifier_port), "doseflow_notifications_total",
+                                                        channel="email", outcome="retried") >= 1,
+               timeout=90, what="the restarted notifier retrying an e-mail")
     assert not smtp.inbox.arrivals
     time.sleep(max(0.0, SMTP_DOWN_S - (time.monotonic() - started)))
+    smtp_down_s = time.monotonic() - started
     smtp.start()
 
     # The copy and the original have the same date and time: the later study is the one with the
@@ -224,6 +234,24 @@ def test_alerts_reach_each_recipient_once_through_kills_an_smtp_outage_and_repea
     assert sorted((a["study_instance_uid"], a["rule"], a["level"]) for a in listed) == sorted(expected_alerts)
     assert all(a["notifications"]["pending"] == 0 for a in listed)
 
+    # Metrics of the restarted workers: the alerts worker counted what it raised (by rule and
+    # level); the notifier, started while the SMTP server was down, retried and then delivered
+    # every e-mail, and re-sent the webhook its killed predecessor had not marked.
+    wait_until(lambda: serving(alerts_port) and serving(notifier_port), timeout=10, what="metrics endpoints")
+    after_restart = query(database_url, "SELECT rule_id, level, count(*) FROM alert WHERE raised_at > %s"
+                          " GROUP BY 1, 2", restarted_at)
+    alerts_metrics = scrape(alerts_port)
+    assert sum(v for (name, _), v in alerts_metrics.items() if name == "doseflow_alerts_raised_total") == \
+        sum(n for *_, n in after_restart)
+    for rule, level, n in after_restart:
+        assert value(alerts_metrics, "doseflow_alerts_raised_total", rule=rule, level=level) == n
+    notifier_metrics = scrape(notifier_port)
+    assert value(notifier_metrics, "doseflow_notifications_total", channel="email", outcome="delivered") == 7
+    assert value(notifier_metrics, "doseflow_notifications_total", channel="email", outcome="retried") >= 1
+    assert value(notifier_metrics, "doseflow_notifications_total", channel="webhook", outcome="delivered") >= 1
+    assert value(notifier_metrics, "doseflow_notifications_total", channel="email", outcome="failed") == 0
+
+    print(f"SMTP server down for {smtp_down_s:.0f} s")
     print_table(expected_alerts, rows, database_url, smtp, webhook,
                 {"Zee RF + copy, same patient (summed)": {original, zee_copy_uid},
                  "Toshiba Dose Check RDSR": {TOSHIBA_DOSE_CHECK},
@@ -267,6 +295,33 @@ def test_import_evaluates_alerts_in_process_and_leaves_notifications_in_the_outb
     assert "acknowledged by Medical Physics" in ack.stdout
     [row] = json.loads(doseflow(env, "alerts", "list", "--json", "--study", listed[0]["study_instance_uid"]).stdout)[:1]
     assert row["acknowledged_by"] == "Medical Physics" and row["acknowledged_at"]
+
+
+CONTINUED_RULES = """
+rules:
+  - id: ct-dlp
+    version: 1
+    kind: threshold
+    title: CT DLP total
+    source: test levels between the Siemens Continued parts (60.17) and their sum (116.61)
+    metric: ct_dlp_total_mGycm
+    levels: [{level: notice, above: 50}, {level: warning, above: 100}]
+"""
+
+
+def test_an_update_that_raises_the_dose_raises_the_next_level_once(doseflow_env, tmp_path):
+    """A continued CT study: the first part (DLP 60.17 mGy·cm) raises the notice, the second
+    (the study's total becomes 116.61) the warning; importing both again raises nothing."""
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(CONTINUED_RULES)
+    env = {**doseflow_env, "DOSEFLOW_ALERT_RULES": str(rules)}
+    first, second = (str(corpus_file(f"CT-RDSR-Siemens-Continued-{n}.dcm")) for n in (1, 2))
+    assert "alerts raised 1" in doseflow(env, "import", first).stdout
+    assert "alerts raised 1" in doseflow(env, "import", second).stdout
+    assert "alerts raised" not in doseflow(env, "import", first, second).stdout
+    listed = json.loads(doseflow(env, "alerts", "list", "--json").stdout)
+    assert [(a["rule"], a["level"], a["values"]["value"]) for a in listed] == [
+        ("ct-dlp", "notice", pytest.approx(60.17)), ("ct-dlp", "warning", pytest.approx(116.61))]
 
 
 def test_a_rules_file_with_an_error_stops_the_services_at_start(workers, doseflow_env, tmp_path):
