@@ -49,7 +49,7 @@ def test_broker_pipeline_with_competing_workers_stores_what_import_stores(
 
     # When the same objects are published twice over, shuffled, to 2 classifiers, 3 extractors
     # and 2 writers
-    for kind, n in (("classifier", 2), ("extractor", 3), ("writer", 2), ("toshiba-builder", 1)):
+    for kind, n in (("classifier", 2), ("extractor", 3), ("writer", 2), ("toshiba-builder", 1), ("alerts", 1)):
         for _ in range(n):
             workers.start(kind)
     order = files * 2

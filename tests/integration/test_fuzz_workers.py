@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOTAL = 1000
 SMALL = 45_000  # bytes: the objects that parse in milliseconds (RF: the Philips Allura report)
 MUTANTS_PER_STUDY = 4  # mutants of one object share a study, so the writer also assembles them
-WORKERS = {"classifier": 1, "extractor": 2, "writer": 1}
+WORKERS = {"classifier": 1, "extractor": 2, "writer": 1, "alerts": 1}
 STALL_S = 30  # no new ledger row for this long: something is stuck, stop waiting and say what
 
 

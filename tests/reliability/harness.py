@@ -77,6 +77,7 @@ class Pipeline:
         self.start("classifier", classifiers)
         self.start("extractor", extractors)
         self.start("toshiba-builder")
+        self.start("alerts")  # the writer's StudyStored messages: the queues drain only with it
         wanted = {"ingest": classifiers, "writer": writers}
         self.workers.wait_ready(self.amqp, wanted)
 
