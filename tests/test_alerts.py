@@ -240,8 +240,7 @@ def test_ct_range_below_and_above_and_drl_multiple():
 def test_the_report_category_wins_over_patterns():
     rs = ruleset(RANGE_RULES)
     report = report_of("CT-RDSR-Siemens_Flash-TAP-SS")
-    study = report.study.model_copy()
-    object.__setattr__(study, "__dict__", {**study.__dict__, "examination_category": "head"})
+    study = report.study.model_copy(update={"examination_category": "head"})
     assert categories_of(report.model_copy(update={"study": study}), rs) == {"head"}
 
 

@@ -100,9 +100,8 @@ def metric(report: DoseReport, name: str) -> Optional[float]:
 def categories_of(report: DoseReport, rules: RuleSet) -> set[str]:
     """The dose-audit mapping's category when the report has one, else every category whose
     patterns match the study's description, requested procedure or procedure."""
-    own = getattr(report.study, "examination_category", None)
-    if own:
-        return {own}
+    if report.study.examination_category:
+        return {report.study.examination_category}
     texts = [t for t in (report.study.study_description, report.study.requested_procedure,
                          report.study.procedure) if t]
     out = set()
