@@ -297,10 +297,10 @@ def cmd_dead_letters(args, settings: Settings) -> int:
 
 def cmd_alerts(args, settings: Settings) -> int:
     if args.action == "rules":
-        from services.alerts.rules import RulesError, load
+        from services.alerts.rules import RulesError, load, protocol_categories
 
         try:
-            rules = load(args.file)
+            rules = load(args.file, protocol_categories(settings))
         except RulesError as exc:
             print(exc, file=sys.stderr)
             return 1

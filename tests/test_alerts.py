@@ -237,6 +237,20 @@ def test_ct_range_below_and_above_and_drl_multiple():
     assert evaluate(report_of("CT-ESR-GE_Optima"), [], rs) == []
 
 
+def test_rules_may_name_the_protocol_mapping_categories():
+    from types import SimpleNamespace
+
+    from services.alerts.rules import protocol_categories
+
+    known = protocol_categories(SimpleNamespace(protocol_map=None))
+    assert {"head", "chest_abdomen_pelvis"} <= known
+    text = ("rules:\n  - {id: a, version: 1, kind: dose_check, which: alert, title: t, source: s, level: warning,\n"
+            "     scope: {categories: [head]}}\n")
+    assert parse(text, "t.yaml", known).rules[0].scope.categories == ["head"]
+    with pytest.raises(RulesError, match="unknown categories"):
+        parse(text, "t.yaml")
+
+
 def test_the_report_category_wins_over_patterns():
     rs = ruleset(RANGE_RULES)
     report = report_of("CT-RDSR-Siemens_Flash-TAP-SS")
@@ -268,3 +282,23 @@ def test_notification_payload_has_no_patient_identifiers():
     assert report.patient.id_hash not in text and "name_hash" not in text and "patient" not in text
     assert body["study"]["study_instance_uid"] == report.study.study_instance_uid
     assert body["device"]["station_name"] == "ArtisZee"
+
+
+def test_a_rule_scoped_by_the_audit_category_the_writer_stores():
+    """The writer stores the dose-audit mapping's category in a CT report (services/audit)."""
+    from types import SimpleNamespace
+
+    from services.alerts.rules import protocol_categories
+    from services.audit.indices import enrich
+    from services.writer.store import audit_config
+
+    stored = enrich(report_of("CT-RDSR-Siemens_Flash-TAP-SS"), audit_config())
+    category = stored.study.examination_category
+    assert category == "chest_abdomen_pelvis"
+    rs = parse(textwrap.dedent(f"""
+        rules:
+          - {{id: cap-dlp, version: 1, kind: threshold, title: t, source: s, metric: ct_dlp_total_mGycm,
+             scope: {{categories: [{category}]}}, levels: [{{level: notice, above: 700}}]}}
+        """), "t.yaml", protocol_categories(SimpleNamespace(protocol_map=None)))
+    assert [(a.rule_id, a.values["value"]) for a in evaluate(stored, [], rs)] == [("cap-dlp", pytest.approx(724.52))]
+    assert evaluate(report_of("CT-RDSR-GEPixelMed"), [], rs) == []

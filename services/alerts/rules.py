@@ -247,8 +247,9 @@ class RuleSet(_Model):
         return [r.id for r in self.active if isinstance(r, ThresholdRule) and r.per == "patient"]
 
 
-def reference_problems(rs: RuleSet) -> list[tuple[tuple, str]]:
-    """What the schema cannot see: duplicate ids and names, names that refer to nothing.
+def reference_problems(rs: RuleSet, known_categories: frozenset[str] = frozenset()) -> list[tuple[tuple, str]]:
+    """What the schema cannot see: duplicate ids and names, names that refer to nothing (a
+    category is known when the file defines it or the dose-audit protocol mapping names it).
     (location in the file, message) pairs."""
     out: list[tuple[tuple, str]] = []
     seen: set[str] = set()
@@ -261,12 +262,14 @@ def reference_problems(rs: RuleSet) -> list[tuple[tuple, str]]:
         if c.name in names:
             out.append((("categories", i, "name"), f"category {c.name} appears more than once"))
         names.add(c.name)
+    names |= known_categories
     for i, r in enumerate(rs.rules):
         for field_name in ("categories", "not_categories"):
             unknown = [c for c in getattr(r.scope, field_name) if c not in names]
             if unknown:
                 out.append((("rules", i, "scope", field_name),
-                            f"rule {r.id}: unknown categories {unknown} (define them under categories:)"))
+                            f"rule {r.id}: unknown categories {unknown} (define them under categories:, or "
+                            "map them in the protocol mapping, DOSEFLOW_PROTOCOL_MAP)"))
     for i, sub in enumerate(rs.subscriptions):
         for field_name, known in (("rules", seen), ("categories", names)):
             unknown = [x for x in getattr(sub, field_name) if x not in known]
@@ -308,7 +311,7 @@ def _line_of(loc: tuple, lines: dict[tuple, int]) -> int:
     return line
 
 
-def parse(text: str, name: str = "<rules>") -> RuleSet:
+def parse(text: str, name: str = "<rules>", known_categories: frozenset[str] = frozenset()) -> RuleSet:
     if len(text.encode("utf-8", "replace")) > MAX_RULES_BYTES:
         raise RulesError(f"{name}: larger than {MAX_RULES_BYTES} bytes; not a rules file")
     try:
@@ -338,13 +341,13 @@ def parse(text: str, name: str = "<rules>") -> RuleSet:
             problems.append(f"{name}:{_line_of(loc, lines)}: {where}: {msg}")
         raise RulesError("\n".join(problems)) from None
     problems = [f"{name}:{_line_of(loc, lines)}: {'.'.join(map(str, loc))}: {msg}"
-                for loc, msg in reference_problems(rs)]
+                for loc, msg in reference_problems(rs, known_categories)]
     if problems:
         raise RulesError("\n".join(problems))
     return rs
 
 
-def load(path: Optional[Path] = None) -> RuleSet:
+def load(path: Optional[Path] = None, known_categories: frozenset[str] = frozenset()) -> RuleSet:
     path = Path(path) if path else DEFAULT_RULES_FILE
     try:
         with open(path, "rb") as f:
@@ -355,16 +358,29 @@ def load(path: Optional[Path] = None) -> RuleSet:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RulesError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    return parse(text, str(path))
+    return parse(text, str(path), known_categories)
 
 
 def load_configured(settings) -> RuleSet:
     """The rules file the settings name (DOSEFLOW_ALERT_RULES, else the shipped defaults), or
     RulesError: the caller refuses to start. Says which rules cannot fire without the patient
     pseudonym."""
-    rules = load(settings.alert_rules)
+    rules = load(settings.alert_rules, protocol_categories(settings))
     needs = rules.needs_patient_pseudonym()
     if needs and settings.patient_key() is None:
         log.warning("per-patient alert rules %s never fire: DOSEFLOW_PATIENT_HASH_KEY is not set, so studies "
                     "carry no patient pseudonym to sum over", ", ".join(needs))
     return rules
+
+
+def protocol_categories(settings) -> frozenset[str]:
+    """The examination categories of the dose-audit protocol mapping (DOSEFLOW_PROTOCOL_MAP): the
+    writer stores a CT study's category in its report, and rules may be scoped by them."""
+    from services.audit.mapping import load_map
+    from services.audit.references import ReferenceError
+
+    try:
+        return frozenset(r.category for r in load_map(getattr(settings, "protocol_map", None)).rules)
+    except (ReferenceError, OSError) as exc:
+        log.warning("protocol mapping not read (%s): rules can use only the categories they define", exc)
+        return frozenset()
