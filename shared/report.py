@@ -11,6 +11,9 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPORT_SCHEMA = 1
+# CtEvent.ssde_method of an SSDE the scanner reported (TID 10013, DCM 113930); doseflow never
+# replaces such a value with one it computes.
+REPORTED_SSDE = "reported by the scanner (DCM 113930)"
 
 Modality = Literal["CT", "RF", "DX", "CR", "PX", "MG", "XA", "NM"]
 Route = Literal["rdsr", "mg_image", "dx_image", "ct_philips", "toshiba"]

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from services.audit.config import load_config
-from services.audit.indices import (REPORTED_SSDE, AuditConfig, enrich, event_effective_dose, event_ssde,
+from services.audit.indices import (AuditConfig, enrich, event_effective_dose, event_ssde,
                                     ssde_factor, study_ctdivol, water_equivalent_diameter_mm)
 from services.audit.mapping import load_map, parse_map, protocol_listing
 from services.audit.references import (DATA, ReferenceError, available_drl_sets, load_drl_set, load_k_set,
@@ -19,7 +19,7 @@ from services.audit.references import (DATA, ReferenceError, available_drl_sets,
 from services.audit.statistics import Group, StudyPoint, local_drl, median, percentile
 from services.audit.water_equivalent import dw_from_dataset, dw_from_hu
 from shared.assembly import assemble
-from shared.report import Ct, CtEvent, DoseReport, Patient, Study
+from shared.report import REPORTED_SSDE, Ct, CtEvent, DoseReport, Patient, Study
 from shared.settings import Settings
 from tests.conftest import CORPUS, corpus_file, report_of
 
@@ -389,3 +389,62 @@ def test_enrich_is_idempotent_and_leaves_the_scanner_values(cfg):
     assert once.ct.effective_dose_estimate_mSv == approx(0.014 * (5.05 + 55.12 + 4.62 + 51.82))
     assert [e.ctdivol_mGy for e in once.ct.events] == [e.ctdivol_mGy for e in merged.ct.events]
     assert once.ct.drl_ratio_ctdivol == approx(2.22 / 8.5)
+
+
+# --- SSDE and Dw as an RDSR reports them (TID 10013, CP-1525) ----------------------------------
+
+
+def _num_item(code_value: str, meaning: str, value: str, unit: str):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", "NUM"
+    name = Dataset()
+    name.CodingSchemeDesignator, name.CodeValue, name.CodeMeaning = "DCM", code_value, meaning
+    item.ConceptNameCodeSequence = [name]
+    mv, units = Dataset(), Dataset()
+    mv.NumericValue = value
+    units.CodingSchemeDesignator, units.CodeValue, units.CodeMeaning = "UCUM", unit, unit
+    mv.MeasurementUnitsCodeSequence = [units]
+    item.MeasuredValueSequence = [mv]
+    return item
+
+
+def _flash_with(ssde: str | None, dw_cm: str | None):
+    """The Flash TAP RDSR with SSDE and/or Dw added to its spiral (4th) acquisition: SSDE in the CT
+    Dose container, Dw one level deeper, as a size-estimation sub-container might hold it."""
+    from pydicom.dataset import Dataset
+
+    from services.extractors.routes import extract
+    from tests.conftest import acquisitions, item_in, read
+
+    ds = read("CT-RDSR-Siemens_Flash-TAP-SS.dcm")
+    dose = item_in(acquisitions(ds)[3], "113829")
+    if ssde is not None:
+        dose.ContentSequence.append(_num_item("113930", "Size Specific Dose Estimate", ssde, "mGy"))
+    if dw_cm is not None:
+        holder = Dataset()
+        holder.RelationshipType, holder.ValueType, holder.ContinuityOfContent = "CONTAINS", "CONTAINER", "SEPARATE"
+        name = Dataset()
+        name.CodingSchemeDesignator, name.CodeValue, name.CodeMeaning = "99TEST", "SIZE", "size estimation"
+        holder.ConceptNameCodeSequence = [name]
+        holder.ContentSequence = [_num_item("113980", "Water Equivalent Diameter", dw_cm, "cm")]
+        dose.ContentSequence.append(holder)
+    return extract(ds, "rdsr")
+
+
+def test_tv_ssde_5_from_an_rdsr_the_reported_ssde_stands(cfg):
+    report = _flash_with("12.0", "30")
+    event = report.ct.events[3]
+    assert (event.ssde_mGy, event.water_equivalent_diameter_mm, event.ssde_method) == (12.0, 300.0, REPORTED_SSDE)
+    enriched = enrich(report, cfg).ct.events[3]
+    assert (enriched.ssde_mGy, enriched.ssde_method, enriched.ssde_reason) == (12.0, REPORTED_SSDE, None)
+
+
+def test_an_rdsr_dw_alone_gives_a_computed_ssde(cfg):
+    report = _flash_with(None, "30")
+    assert report.ct.events[3].ssde_mGy is None and report.ct.events[3].water_equivalent_diameter_mm == 300.0
+    event = enrich(report, cfg).ct.events[3]
+    assert event.ssde_mGy == approx(ssde_factor(30, "body32") * 9.91)
+    assert event.ssde_method.startswith("DCM 113988") and event.ssde_reason is None
+    assert [e.ssde_mGy for e in report.ct.events[:3]] == [None] * 3  # the other events report none

@@ -16,11 +16,7 @@ from typing import Optional
 
 from services.audit.mapping import ProtocolMap
 from services.audit.references import DrlRow, DrlSet, KSet
-from shared.report import Ct, CtEvent, DoseReport
-
-# What an event's ssde_method says when the scanner reported the SSDE (TID 10013, DCM 113930);
-# such a value is never replaced by a computed one.
-REPORTED_SSDE = "reported by the scanner (DCM 113930)"
+from shared.report import REPORTED_SSDE, Ct, CtEvent, DoseReport
 # CID 10023 "Size Specific Dose Estimation Method for CT": 113988 Estimated from Water Equivalent Diameter
 COMPUTED_SSDE = "DCM 113988 Estimated from Water Equivalent Diameter: AAPM 204 {fit} fit of Dw"
 LOCALIZER = "constant angle acquisition"  # CT Acquisition Type DCM 113805, by its meaning as stored

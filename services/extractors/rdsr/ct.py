@@ -22,7 +22,7 @@ from services.extractors.common import count_out_of_range
 from shared import sr
 from shared.dicom import person_name
 from shared.outcome import Ignored
-from shared.report import Ct, CtEvent, CtSource, DoseCheck
+from shared.report import REPORTED_SSDE, Ct, CtEvent, CtSource, DoseCheck
 from shared.sr import DCM, SCT, SRT, Code
 
 Warn = Callable[[str], None]
@@ -96,6 +96,10 @@ EXPOSURE_TIME_PER_ROTATION = Num(DCM("113834"), "Exposure Time per Rotation", SE
 MEAN_CTDIVOL = Num(DCM("113830"), "Mean CTDIvol", MGY)
 DLP = Num(DCM("113838"), "DLP", MGY_CM)
 EFFECTIVE_DOSE = Num(DCM("113839"), "Effective Dose", MSV)
+# TID 10013 size-specific dose (CP-1525): the rows' exact places are not verified, so they are read
+# by concept anywhere under the event's CT Acquisition container (spec dose-references §4.3)
+SSDE = Num(DCM("113930"), "Size Specific Dose Estimate", MGY)
+WATER_EQUIVALENT_DIAMETER = Num(DCM("113980"), "Water Equivalent Diameter", MM)
 # TID 10015 CT Dose Check Details
 DLP_ALERT_VALUE = Num(DCM("113903"), "DLP Alert Value", MGY_CM)
 CTDIVOL_ALERT_VALUE = Num(DCM("113904"), "CTDIvol Alert Value", MGY)
@@ -265,7 +269,31 @@ def read_event(acquisition: Dataset, ordinal: int, warnings: list[str]) -> CtEve
         sources=[_source(item, warn) for item in sr.find_all(params, CT_SOURCE_PARAMETERS)]
         if params is not None else [],
         dose_check=read_dose_check(dose, warn) if dose is not None else None,
+        **_size_specific(acquisition, warn),
     )
+
+
+def _holder(container: Dataset, concept, depth: int = 4) -> Optional[Dataset]:
+    """The first container, `container` itself or one up to `depth` levels below it, holding a
+    child with `concept` (breadth first)."""
+    level = [container]
+    for _ in range(depth + 1):
+        for item in level:
+            if sr.find(item, concept) is not None:
+                return item
+        level = [child for item in level for child in sr.children(item)]
+    return None
+
+
+def _size_specific(acquisition: Dataset, warn: Warn) -> dict:
+    """SSDE and water-equivalent diameter as the scanner reports them; an SSDE read here is marked
+    reported, so doseflow never replaces it with one it computes."""
+    ssde_holder = _holder(acquisition, SSDE.code)
+    dw_holder = _holder(acquisition, WATER_EQUIVALENT_DIAMETER.code)
+    ssde = number(ssde_holder, SSDE, warn) if ssde_holder is not None else None
+    dw = number(dw_holder, WATER_EQUIVALENT_DIAMETER, warn) if dw_holder is not None else None
+    return {"ssde_mGy": ssde, "water_equivalent_diameter_mm": dw,
+            "ssde_method": REPORTED_SSDE if ssde is not None else None}
 
 
 def _source(container: Dataset, warn: Warn) -> CtSource:
