@@ -47,7 +47,8 @@ def expand_paths(patterns: Iterable[str], unreadable: Optional[list[tuple[str, s
         for match in matches:
             if os.path.isdir(match):
                 for root, dirs, files in os.walk(match, onerror=cannot_list):
-                    dirs.sort()
+                    # The receiver's spool holds data sets still arriving (services/receiver/scp.py).
+                    dirs[:] = sorted(d for d in dirs if d != ".receiving")
                     out.extend(os.path.join(root, f) for f in sorted(files))
             else:
                 out.append(match)

@@ -85,6 +85,26 @@ def test_the_same_object_again_replaces_it_and_a_different_one_is_kept_beside_it
     assert first.read_bytes() == b"first" and other.read_bytes() == b"other content"
 
 
+def test_spool_files_left_by_a_dead_receiver_are_removed_at_start_and_fresh_ones_kept(tmp_path):
+    spool = tmp_path / scp.SPOOL
+    spool.mkdir()
+    (spool / ".old.part").write_bytes(b"half a data set")
+    os.utime(spool / ".old.part", (0, 0))
+    (spool / ".new.part").write_bytes(b"arriving now")
+    assert scp.remove_stale_spool_files(spool) == 1
+    assert os.listdir(spool) == [".new.part"]
+
+
+def test_import_never_reads_the_receivers_spool(tmp_path):
+    from doseflow.importer import expand_paths
+
+    (tmp_path / scp.SPOOL).mkdir()
+    (tmp_path / scp.SPOOL / ".x.part").write_bytes(b"arriving")
+    (tmp_path / "1.2").mkdir()
+    (tmp_path / "1.2" / "1.2.3.dcm").write_bytes(b"stored")
+    assert expand_paths([str(tmp_path)]) == [str(tmp_path / "1.2" / "1.2.3.dcm")]
+
+
 def test_a_study_folder_that_is_a_symlink_out_of_the_root_is_never_followed(tmp_path):
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()

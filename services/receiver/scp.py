@@ -143,8 +143,30 @@ def stream_to_spool(folder: Path, limit: int) -> None:
     """Make pynetdicom write every received data set into a SpoolFile under `folder` (it asks for a
     NamedTemporaryFile(delete=False, mode="wb", suffix=".dcm") and uses .name, .write, .file)."""
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_spool_files(folder)
     _config.STORE_RECV_CHUNKED_DATASET = True
     dimse_messages.NamedTemporaryFile = lambda *args, **kwargs: SpoolFile(folder, limit)
+
+
+# A spool file this old belongs to no transfer in progress (the network timeout ends those
+# within minutes): a receiver killed mid-transfer left it. Another receiver may share the root.
+STALE_SPOOL_S = 24 * 3600
+
+
+def remove_stale_spool_files(folder: Path, older_than_s: float = STALE_SPOOL_S) -> int:
+    """Remove spool files left by a receiver that died mid-transfer; returns how many."""
+    removed, now = 0, time.time()
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".part") and entry.is_file(follow_symlinks=False) \
+                and now - entry.stat(follow_symlinks=False).st_mtime > older_than_s:
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    if removed:
+        log.info("removed %d partial data set(s) left in %s by an interrupted receiver", removed, folder)
+    return removed
 
 
 def _open_folder(name: str, dir_fd: int, create: bool) -> int:

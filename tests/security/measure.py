@@ -108,12 +108,16 @@ def stalled_connections(tree: Path, limit_s: float) -> list[str]:
         refused_at_2s = attacks.echo_status(stack.port) != 0
         ok = attacks.wait_for(lambda: attacks.echo_status(stack.port) == 0, limit_s, interval=2)
         took = time.monotonic() - started
+        all_dropped = attacks.wait_for(lambda: all(attacks.dropped(s) for s in socks), limit_s, interval=0.5)
+        dropped_after = time.monotonic() - started
         dropped = sum(attacks.dropped(s) for s in socks)
         for s in socks:
             s.close()
         answer = f"C-ECHO Success after {took:.0f} s" if ok else f"C-ECHO still refused after {took:.0f} s"
+        drops = f"all 10 dropped after {dropped_after:.0f} s" if all_dropped else \
+            f"{dropped}/10 dropped after {dropped_after:.0f} s"
         return ["10 stalled connections (6 bytes of A-ASSOCIATE-RQ)",
-                f"{'refused at 2 s; ' if refused_at_2s else 'answered at 2 s; '}{answer}; {dropped}/10 dropped",
+                f"{'refused at 2 s; ' if refused_at_2s else 'answered at 2 s; '}{answer}; {drops}",
                 f"receiver {stack.rss('receiver')}"]
 
 
