@@ -69,6 +69,13 @@ class Stack:
         return subprocess.run([sys.executable, "-m", "doseflow", *args], cwd=self.tree, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
+    def wait_consuming(self, *kinds: str, timeout: float = 120) -> None:
+        """Until each worker says it consumes (so timings start from a running pipeline)."""
+        def ready():
+            return all("consuming" in (self.work / f"{k}.log").read_text(errors="replace") for k in kinds)
+        if not attacks.wait_for(ready, timeout):
+            raise RuntimeError(f"workers not consuming after {timeout} s")
+
     def ledger(self) -> dict:
         try:
             with psycopg.connect(self.db_url) as conn:
@@ -125,6 +132,7 @@ def deflate_bomb(tree: Path, limit_s: float) -> list[str]:
     with tempfile.TemporaryDirectory() as work, Stack(tree, Path(work)) as stack:
         for kind in ("receiver", "classifier", "extractor", "writer"):
             stack.start(kind)
+        stack.wait_consuming("classifier", "extractor", "writer")
         wait_echo(stack)
         bomb = Path(work) / "bomb.dcm"
         ds = attacks.write_deflate_bomb(bomb)
@@ -152,6 +160,7 @@ def fifo(tree: Path, limit_s: float) -> list[str]:
     with tempfile.TemporaryDirectory() as work, Stack(tree, Path(work)) as stack:
         for kind in ("classifier", "extractor", "writer"):
             stack.start(kind)
+        stack.wait_consuming("classifier", "extractor", "writer")
         pipe = attacks.make_fifo(stack.root / "pipe.dcm")
         started = time.monotonic()
         stack.doseflow("publish", str(pipe))
