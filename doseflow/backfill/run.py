@@ -123,7 +123,7 @@ class Backfill:
                     self.out.write(f"slice {s}: the PACS caps its answers even for one minute; not complete\n")
                     continue
                 self.record.slice_finished(s, "split")
-                todo[:0] = list(halves)
+                todo[:0] = [h for h in halves if h not in done]  # a resumed run skips the parts done
             elif status != "done":
                 return status
         return COMPLETED

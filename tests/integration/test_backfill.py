@@ -192,6 +192,9 @@ def test_dcmqrscp_weak_pacs_is_served_by_its_profile(receiver, workers, tmp_path
         assert "fake PET raw data" not in got
         assert query(database_url, "SELECT count(*) FROM backfill_request WHERE command = 'C-FIND' AND level = 'STUDY'"
                      " AND keys ? 'ModalitiesInStudy'")[0][0] <= 2  # only the probe's
+        finds, moves = (query(database_url, "SELECT count(*) FROM backfill_request WHERE command = %s", c)[0][0]
+                        for c in ("C-FIND", "C-MOVE"))
+        print(f"\n30-day window on dcmqrscp: {len(got)} objects retrieved; C-FIND {finds}, C-MOVE {moves}")
     finally:
         pacs.stop()
 
