@@ -10,9 +10,9 @@ when deploy/rabbitmq/definitions.json drifts from the code.
     python -m doseflow.broker_definitions > deploy/rabbitmq/definitions.json
 
 The committed file holds no users: RabbitMQ skips its default user when it loads definitions
-at start, so docker-compose.yml's `rabbitmq-definitions` step adds the user from deploy/.env
-(`--user-from-env`, stored as RabbitMQ's salted SHA-256 hash, never the password) and writes
-the file RabbitMQ loads.
+at start, so docker-compose.yml's `rabbitmq-definitions` step adds the users (`--users-from-env`:
+an administrator, and the services' least-privilege user; passwords from secret files, stored as
+RabbitMQ's salted SHA-256 hash, never in clear) and writes the file RabbitMQ loads.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -97,6 +98,58 @@ def with_user(definitions: dict, user: str, password: str) -> dict:
     }
 
 
+def doseflow_names() -> str:
+    """A permission pattern matching exactly doseflow's exchanges and queues (nothing else on the
+    virtual host, and not RabbitMQ's own `amq.*` ones)."""
+    names = {p["exchange"] for _, p in _recorded("exchange_declare")} | {p["queue"] for _, p in _recorded("queue_declare")}
+    return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$"
+
+
+def _recorded(method: str) -> list[tuple[str, dict]]:
+    recorder = _Recorder()
+    broker.declare_topology(recorder, 5)
+    return [(m, p) for m, p in recorder.calls if m == method]
+
+
+def with_users(definitions: dict, admin: tuple[str, str], worker: tuple[str, str]) -> dict:
+    """`definitions` plus two users: `admin` (administrator: the management UI, definitions,
+    policies) and `worker`, the services' login, with no tags (no management access) and rights
+    on doseflow's own exchanges and queues only: declare them (every service declares the
+    topology at start), publish to them and consume from them."""
+    for name, password in (admin, worker):
+        if not name or not password:
+            raise ValueError("the broker users and passwords must not be empty")
+    if admin[0] == worker[0]:
+        raise ValueError("the administrator and the services' user must be different users")
+    vhosts = [v["name"] for v in definitions.get("vhosts", [])]
+    ours = doseflow_names()
+    return {
+        **definitions,
+        "users": [{"name": admin[0], "password_hash": password_hash(admin[1]),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]},
+                  {"name": worker[0], "password_hash": password_hash(worker[1]),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}],
+        "permissions": [{"user": admin[0], "vhost": v, "configure": ".*", "write": ".*", "read": ".*"} for v in vhosts]
+        + [{"user": worker[0], "vhost": v, "configure": ours, "write": ours, "read": ours} for v in vhosts],
+    }
+
+
+def _secret(variable: str) -> str:
+    """The value of the file named by VARIABLE_FILE, else of VARIABLE; placeholder refused."""
+    from shared.connection_urls import refuse_placeholder
+
+    path = os.environ.get(f"{variable}_FILE")
+    if path:
+        try:
+            value = Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read {variable}_FILE ({path}): {exc.strerror or exc}") from None
+    else:
+        value = os.environ.get(variable, "")
+    refuse_placeholder(f"{variable}_FILE" if path else variable, value)
+    return value
+
+
 def render(definitions: dict) -> str:
     return json.dumps(definitions, indent=2) + "\n"
 
@@ -123,6 +176,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--topology", type=Path, help="start from this definitions file instead of the code's topology")
     p.add_argument("--user-from-env", action="store_true",
                    help="add the user RABBITMQ_DEFAULT_USER with password RABBITMQ_DEFAULT_PASS (as a hash)")
+    p.add_argument("--users-from-env", action="store_true",
+                   help="add the administrator RABBITMQ_ADMIN_USER (password RABBITMQ_ADMIN_PASSWORD_FILE or "
+                   "RABBITMQ_ADMIN_PASSWORD) and the services' least-privilege user RABBITMQ_USER (password "
+                   "RABBITMQ_PASSWORD_FILE or RABBITMQ_PASSWORD), as hashes")
     p.add_argument("--output", type=Path, help="write here (default: standard output)")
     args = p.parse_args(argv)
     definitions = (json.loads(args.topology.read_text()) if args.topology
@@ -133,6 +190,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                                     os.environ.get("RABBITMQ_DEFAULT_PASS", ""))
         except ValueError as exc:
             print(f"broker definitions: {exc} (set RABBITMQ_DEFAULT_USER and RABBITMQ_DEFAULT_PASS)", file=sys.stderr)
+            return 2
+    if args.users_from_env:
+        try:
+            definitions = with_users(definitions,
+                                     (os.environ.get("RABBITMQ_ADMIN_USER", ""), _secret("RABBITMQ_ADMIN_PASSWORD")),
+                                     (os.environ.get("RABBITMQ_USER", ""), _secret("RABBITMQ_PASSWORD")))
+        except ValueError as exc:
+            print(f"broker definitions: {exc}", file=sys.stderr)
             return 2
     text = render(definitions)
     if args.output:

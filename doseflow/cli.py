@@ -19,9 +19,9 @@ def _setup_logging(settings: Settings, service: str) -> None:
 
 
 def _database(settings: Settings):
-    from shared.database import connect, migrate, resolve_url
+    from shared.database import connect_waiting, migrate, resolve_url
 
-    conn = connect(resolve_url(settings))
+    conn = connect_waiting(resolve_url(settings), settings.connect_wait_seconds)
     migrate(conn)
     return conn
 
@@ -242,9 +242,9 @@ def cmd_worker(args, settings: Settings) -> int:
 
 
 def cmd_db(args, settings: Settings) -> int:
-    from shared.database import connect, migrate, resolve_url
+    from shared.database import connect_waiting, migrate, resolve_url
 
-    with connect(resolve_url(settings)) as conn:
+    with connect_waiting(resolve_url(settings), settings.connect_wait_seconds) as conn:
         applied = migrate(conn)
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
@@ -532,6 +532,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from pydantic import ValidationError
 
     from shared import dicom
+    from shared.database import DatabaseUnreachable
     from shared.lifecycle import ConfigurationError
 
     args = build_parser().parse_args(argv)
@@ -547,6 +548,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     # (configuration, exit 3), a service that is down (exit 3), a closed pipe (`| head`).
     try:
         return args.func(args, settings) or 0
+    except DatabaseUnreachable as exc:
+        print(f"doseflow {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except ConfigurationError as exc:

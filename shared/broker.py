@@ -204,24 +204,29 @@ def dead_letter(queue: str, body: bytes, headers: dict, reason: str) -> Publish:
 
 
 def consume(url: str, handlers: dict[str, Handler], *, prefetch: int, delivery_limit: int,
-            stop: Optional[threading.Event] = None) -> None:
-    """Run `handlers` (queue -> handler) until `stop` is set, reconnecting with backoff."""
+            stop: Optional[threading.Event] = None, readiness=None) -> None:
+    """Run `handlers` (queue -> handler) until `stop` is set, reconnecting with backoff.
+    `readiness` (shared.readiness.Readiness) beats while consuming and is cleared otherwise."""
     stop = stop or threading.Event()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="work")
     try:
         while not stop.is_set():
             try:
-                _consume_once(url, handlers, prefetch, delivery_limit, stop, executor)
+                _consume_once(url, handlers, prefetch, delivery_limit, stop, executor, readiness)
             except TRANSIENT_AMQP as exc:
+                if readiness is not None:
+                    readiness.clear()
                 if stop.is_set():
                     break
                 metrics.retried("broker")
                 log.warning("broker connection lost (%s); reconnecting", type(exc).__name__)
     finally:
+        if readiness is not None:
+            readiness.clear()
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> None:
+def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor, readiness=None) -> None:
     connection = connect(url)
     channel = Channel(connection, delivery_limit)
     ch = channel.channel
@@ -233,7 +238,10 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
             return  # the delivery comes back on a new channel; its work is idempotent
         try:
             if result.requeue:
-                ch.basic_reject(method.delivery_tag, requeue=True)
+                # nack, not reject: from RabbitMQ 4.3 a basic.nack(requeue) is a return that does
+                # not spend the message's delivery limit (basic.reject and a lost channel do), so
+                # a database outage cannot dead-letter good messages; older brokers count both.
+                ch.basic_nack(method.delivery_tag, requeue=True)
                 metrics.message_done(queue, "requeued")
                 return
             if result.dead_letter_reason is not None:
@@ -247,7 +255,7 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
             ch.basic_ack(method.delivery_tag)
         except REFUSED_PUBLISH as exc:
             log.error("broker refused an output of a %s message (%s); requeueing it", queue, exc)
-            ch.basic_reject(method.delivery_tag, requeue=True)
+            ch.basic_nack(method.delivery_tag, requeue=True)
             metrics.message_done(queue, "requeued")
             return
         outcome = "acked" if result.dead_letter_reason is None else "dead_lettered"
@@ -280,6 +288,8 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor) -> No
     try:
         while not stop.is_set():
             connection.process_data_events(time_limit=0.5)
+            if readiness is not None:
+                readiness.beat()
     finally:
         if connection.is_open:
             try:

@@ -7,11 +7,13 @@ directory, so a first run needs no server.
 from __future__ import annotations
 
 import logging
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import psycopg
+import psycopg.conninfo
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from shared import lifecycle, metrics
@@ -64,6 +66,42 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
         if state in REFUSED:
             raise ConfigurationError(f"{REFUSED[state]}: check DOSEFLOW_DATABASE_URL") from None
         raise
+
+
+class DatabaseUnreachable(RuntimeError):
+    pass
+
+
+def where(url: str) -> str:
+    """host:port/dbname of a libpq URL, for messages (never the password)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+def connect_waiting(url: str, wait_s: float, **kwargs) -> psycopg.Connection:
+    """connect(), retried while the server is unreachable (starting, restarting, refusing TCP
+    while it initialises) for up to `wait_s` seconds; then DatabaseUnreachable with the reason.
+    A refused password or a missing database fails at once: waiting would not change them."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return connect(url, **kwargs)
+        except psycopg.OperationalError as exc:
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+            if _permanent(exc) or time.monotonic() + delay > deadline:
+                raise DatabaseUnreachable(f"cannot connect to the database at {where(url)} "
+                                          f"(waited {wait_s:.0f} s): {reason}") from None
+            log.warning("database at %s not reachable yet (%s); retrying", where(url), reason[:200])
+            metrics.retried("database")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _permanent(exc: psycopg.OperationalError) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("password authentication failed", "does not exist",
+                                   "no pg_hba.conf entry", "certificate verify failed"))
 
 
 def migration_files() -> list[tuple[int, str, str]]:

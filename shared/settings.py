@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared import connection_urls
 from shared.paths import parse_path_map
 
 
@@ -27,7 +28,8 @@ def _split(value):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DOSEFLOW_", extra="ignore")
+    # An empty variable is an unset one: compose files write `VAR: ""` to turn a setting off.
+    model_config = SettingsConfigDict(env_prefix="DOSEFLOW_", extra="ignore", env_ignore_empty=True)
 
     # Each description is the README's configuration table row (`doseflow config --markdown`
     # renders the table; tests/test_configuration.py keeps README equal to it). `default_text`:
@@ -39,6 +41,22 @@ class Settings(BaseSettings):
     amqp_url: str = Field(
         "amqp://guest:guest@127.0.0.1:5672/%2F",
         description="RabbitMQ URL (`amqps://...` for TLS). RabbitMQ's guest user only works on localhost.")
+    database_password_file: Optional[Path] = Field(
+        None, description="file holding the password of `DOSEFLOW_DATABASE_URL`'s user (a compose secret); "
+        "doseflow percent-encodes it into the URL, so any character works; wins over a password in the URL")
+    amqp_password_file: Optional[Path] = Field(
+        None, description="file holding the password of `DOSEFLOW_AMQP_URL`'s user, likewise")
+    tls_ca_file: Optional[Path] = Field(
+        None, description="CA certificate (PEM) that verifies the broker's and the database's TLS "
+        "certificates: added to `amqps://` URLs (pika's `ssl_options`) and to the database URL "
+        "(`sslrootcert`) unless they set their own")
+    connect_wait_seconds: float = Field(
+        60, ge=0, description="how long a command (`db migrate`, `status`, ...) retries an unreachable "
+        "database before it gives up with the reason; workers wait out outages for up to 10 minutes")
+    ready_file: Optional[Path] = Field(
+        None, description="file a worker touches every few seconds while it is connected to the broker "
+        "(and its database), consuming, and (receiver) able to write its folder; removed when not. "
+        "docker-compose.yml's healthchecks check its age")
     ingest_roots: Annotated[list[str], NoDecode] = Field(
         default_factory=list, json_schema_extra={"default_text": "empty (any path)"},
         description="folders ingest paths must lie under (symlinks resolved); others are refused "
@@ -189,6 +207,24 @@ class Settings(BaseSettings):
             return parse_path_map(_split(value))
         return value
 
+    @model_validator(mode="after")
+    def _credentials(self):
+        """Passwords from their files go into the URLs (percent-encoded), with the CA file; the
+        examples' placeholder passwords are refused."""
+        ca = str(self.tls_ca_file) if self.tls_ca_file else None
+        if self.database_url:
+            password = _read_secret(self.database_password_file)
+            connection_urls.refuse_placeholder(
+                "DOSEFLOW_DATABASE_PASSWORD_FILE" if password is not None else "the password in DOSEFLOW_DATABASE_URL",
+                password if password is not None else connection_urls.password_of(self.database_url))
+            self.database_url = connection_urls.database_url(self.database_url, password, ca)
+        password = _read_secret(self.amqp_password_file)
+        connection_urls.refuse_placeholder(
+            "DOSEFLOW_AMQP_PASSWORD_FILE" if password is not None else "the password in DOSEFLOW_AMQP_URL",
+            password if password is not None else connection_urls.password_of(self.amqp_url))
+        self.amqp_url = connection_urls.amqp_url(self.amqp_url, password, ca)
+        return self
+
     def receiver_folder(self) -> Optional[Path]:
         """Where the receiver writes: DOSEFLOW_RECEIVER_ROOT, else the first ingest root."""
         if self.receiver_root is not None:
@@ -199,6 +235,16 @@ class Settings(BaseSettings):
         if self.patient_hash_key_file:
             return self.patient_hash_key_file.read_bytes().strip() or None
         return self.patient_hash_key.encode() if self.patient_hash_key else None
+
+
+def _read_secret(path: Optional[Path]) -> Optional[str]:
+    """A secret file's text without its final line break (what `echo` or an editor adds)."""
+    if path is None:
+        return None
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read the secret file {path}: {exc.strerror or exc}") from None
 
 
 def load() -> Settings:

@@ -15,10 +15,6 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 WORKERS = ("classifier", "extractor", "toshiba-builder", "writer")
 DUMMY_ENV = {
-    "POSTGRES_PASSWORD": "test-password",
-    "DOSEFLOW_DB_APP_PASSWORD": "test-app-password",
-    "RABBITMQ_DEFAULT_USER": "doseflow",
-    "RABBITMQ_DEFAULT_PASS": "test-password",
     "DOSEFLOW_INGEST_HOST_DIR": "/srv/doseflow/incoming",
 }
 

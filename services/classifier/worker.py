@@ -13,6 +13,7 @@ from shared.dicom import read_header, text
 from shared.messages import ExtractRequest, ObjectReceived, UndecodableMessage, decode
 from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
+from shared.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -51,4 +52,4 @@ def make_handler(rules: RoutingRules, roots: list[str], path_map: PathMap = ()):
 def run(settings, stop=None) -> None:
     handler = make_handler(RoutingRules(tuple(settings.toshiba_models)), settings.ingest_roots, settings.path_map)
     broker.consume(settings.amqp_url, {"ingest": handler}, prefetch=settings.prefetch,
-                   delivery_limit=settings.delivery_limit, stop=stop)
+                   delivery_limit=settings.delivery_limit, stop=stop, readiness=Readiness(settings.ready_file))

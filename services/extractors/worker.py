@@ -10,6 +10,7 @@ from shared.broker import Publish, Result
 from shared.messages import ExtractRequest, ReportReady, UndecodableMessage, decode
 from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
+from shared.readiness import Readiness
 from shared.report import DoseReport
 
 
@@ -53,4 +54,4 @@ def run(settings, routes: list[str] | None = None, stop=None) -> None:
     handlers = {broker.EXTRACT_QUEUE_OF_ROUTE[r]: make_handler(r, options, settings.ingest_roots, settings.path_map)
                 for r in routes}
     broker.consume(settings.amqp_url, handlers, prefetch=settings.prefetch,
-                   delivery_limit=settings.delivery_limit, stop=stop)
+                   delivery_limit=settings.delivery_limit, stop=stop, readiness=Readiness(settings.ready_file))

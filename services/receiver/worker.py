@@ -22,6 +22,7 @@ from shared.broker import INGEST_EXCHANGE, Publish
 from shared.messages import ObjectReceived
 from shared.outcome import Failed
 from shared.paths import check_ingest_path
+from shared.readiness import Readiness, folder_writable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,18 @@ class Announcer:
             except broker.TRANSIENT_AMQP:
                 self.publisher.close()
 
+    def connected(self) -> Optional[str]:
+        """Readiness check: None when a confirming channel to the broker is open (connecting
+        now, with the bounded wait, if there is none), else why not."""
+        with self._lock:
+            try:
+                self._ensure_channel()
+                self.publisher._channel.connection.process_data_events(time_limit=0)
+            except broker.TRANSIENT_AMQP as exc:
+                self.publisher.close()
+                return f"broker unreachable ({broker._refused(exc) or type(exc).__name__})"
+        return None
+
     def close(self) -> None:
         with self._lock:
             self.publisher.close()
@@ -130,6 +143,10 @@ def run(settings, stop: Optional[threading.Event] = None) -> int:
         return 1
     log.info("receiving as %s on port %d into %s (calling AEs: %s)", settings.receiver_ae_title,
              settings.receiver_port, root, ", ".join(settings.receiver_allowed_calling_aes) or "any")
+    unwritable = folder_writable(root)()
+    if unwritable:
+        log.error("every object would be refused (0xA700): %s", unwritable)
+    readiness = Readiness(settings.ready_file, [folder_writable(root), announcer.connected])
     try:
         # Short waits: SIGTERM may land on a pynetdicom thread, and the main thread only runs
         # the handler (which sets `stop`) when it wakes.
@@ -139,7 +156,9 @@ def run(settings, stop: Optional[threading.Event] = None) -> int:
             if time.monotonic() - last_keepalive >= KEEPALIVE_S:
                 announcer.keepalive()
                 last_keepalive = time.monotonic()
+            readiness.beat()
     finally:
+        readiness.clear()
         server.shutdown()  # stop accepting; associations in progress go on
         deadline = time.monotonic() + DRAIN_S
         # Only established associations may be mid-C-STORE; a connection still negotiating

@@ -34,6 +34,7 @@ from shared.ledger import record_outcome
 from shared.messages import ExtractRequest, ObjectReceived, ReportReady, UndecodableMessage, decode
 from shared.outcome import Failed
 from shared.paths import PathMap, check_ingest_path
+from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
 STAGE = "toshiba_builder"
@@ -179,7 +180,8 @@ def run(settings, stop=None) -> None:
     try:
         handler = make_collect_handler(db, options, settings.ingest_roots, settings.path_map)
         broker.consume(settings.amqp_url, {"toshiba.collect": handler},
-                       prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop)
+                       prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop,
+                       readiness=Readiness(settings.ready_file, [database_answers(settings.database_url)]))
     finally:
         stop.set()
         builder.join(timeout=30)

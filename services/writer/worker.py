@@ -13,6 +13,7 @@ from shared.broker import Publish, Result
 from shared.database import Database, migrate
 from shared.outcome import Failed
 from shared.messages import Outcome, ReportReady, StudyStored, UndecodableMessage, decode
+from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +64,5 @@ def run(settings, stop=None) -> None:
     db = Database(settings.database_url)
     db.run(migrate)
     broker.consume(settings.amqp_url, make_handlers(db), prefetch=settings.prefetch,
-                   delivery_limit=settings.delivery_limit, stop=stop)
+                   delivery_limit=settings.delivery_limit, stop=stop,
+                   readiness=Readiness(settings.ready_file, [database_answers(settings.database_url)]))
