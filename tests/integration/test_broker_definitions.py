@@ -77,3 +77,44 @@ def test_the_committed_definitions_load_and_match_what_the_services_declare(loca
         rabbitmqctl("delete_vhost", vhost)
         rabbitmqctl("delete_user", user)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_services_user_may_run_doseflow_but_nothing_else(local_rabbitmqctl):
+    """with_users (compose's rabbitmq-definitions step): the services' user, with a password of
+    URL-hostile characters given through the settings' percent-encoding, declares the topology,
+    publishes and consumes; it may not declare anything else, and has no management tag."""
+    from doseflow.broker_definitions import with_users
+    from shared.connection_urls import amqp_url
+
+    host, port = local_rabbitmqctl
+    suffix = uuid.uuid4().hex[:10]
+    vhost, admin, worker = f"doseflow_lp_{suffix}", f"doseflow_adm_{suffix}", f"doseflow_wrk_{suffix}"
+    password = "a/b#c@d:e%f?g&h+i j"
+    definitions = json.loads(COMMITTED.read_text())
+    for key in ("vhosts", "exchanges", "queues", "bindings"):
+        for entry in definitions[key]:
+            entry["name" if key == "vhosts" else "vhost"] = vhost
+    folder = tempfile.mkdtemp(prefix="doseflow-definitions-")
+    os.chmod(folder, 0o755)
+    path = Path(folder) / "definitions.json"
+    path.write_text(json.dumps(with_users(definitions, (admin, "admin-" + password), (worker, password))))
+    path.chmod(0o644)
+    try:
+        result = rabbitmqctl("import_definitions", str(path))
+        assert result.returncode == 0, result.stderr
+        url = amqp_url(f"amqp://{worker}@{host}:{port}/{quote(vhost, safe='')}", password)
+        channel = broker.Channel(pika.BlockingConnection(pika.URLParameters(url)), delivery_limit=5)
+        channel.publish(broker.Publish(broker.INGEST_EXCHANGE, "ingest", b"{}"))
+        method, _, body = channel.channel.basic_get("ingest", auto_ack=True)
+        assert method is not None and body == b"{}"
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="ACCESS_REFUSED"):
+            channel.channel.queue_declare("not-doseflows", durable=True)
+        channel.connection.close()
+        users = {line.split("\t")[0]: line.split("\t")[1] for line in rabbitmqctl("list_users").stdout.splitlines()
+                 if "\t" in line}
+        assert "administrator" in users[admin] and users[worker].strip("[] ") == ""
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+        rabbitmqctl("delete_user", admin)
+        rabbitmqctl("delete_user", worker)
+        shutil.rmtree(folder, ignore_errors=True)
