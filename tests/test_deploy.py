@@ -146,7 +146,7 @@ def test_no_password_or_key_is_in_any_services_environment(tmp_path):
 def test_every_doseflow_service_is_ready_checked_drained_limited_and_rotated(tmp_path):
     result = config(tmp_path, MAIN, DUMMY_ENV)
     assert result.returncode == 0, result.stderr
-    for name in ("classifier", "extractor", "toshiba-builder", "writer", "receiver"):
+    for name in ("classifier", "extractor", "toshiba-builder", "writer", "receiver", "alerts"):
         block = service_block(result.stdout, name)
         assert "DOSEFLOW_READY_FILE: /tmp/doseflow.ready" in block, name
         assert "find /tmp/doseflow.ready -mmin -1" in block, name

@@ -14,6 +14,7 @@ from shared import broker, metrics
 from shared.broker import Result
 from shared.database import Database, migrate
 from shared.messages import StudyStored, UndecodableMessage, decode
+from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
 
@@ -48,4 +49,5 @@ def run(settings, stop=None, rules: Optional[RuleSet] = None) -> None:
     db = Database(settings.database_url)
     db.run(migrate)
     broker.consume(settings.amqp_url, make_handlers(db, rules), prefetch=settings.prefetch,
-                   delivery_limit=settings.delivery_limit, stop=stop)
+                   delivery_limit=settings.delivery_limit, stop=stop,
+                   readiness=Readiness(settings.ready_file, [database_answers(settings.database_url)]))
