@@ -549,8 +549,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return args.func(args, settings) or 0
     except DatabaseUnreachable as exc:
-        print(f"doseflow {args.command}: {exc}", file=sys.stderr)
-        return 1
+        log.error("database unavailable: %s", exc)
+        return 3
     except KeyboardInterrupt:
         return 130
     except ConfigurationError as exc:

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         "certificates: added to `amqps://` URLs (pika's `ssl_options`) and to the database URL "
         "(`sslrootcert`) unless they set their own")
     connect_wait_seconds: float = Field(
-        60, ge=0, description="how long a command (`db migrate`, `status`, ...) retries an unreachable "
+        30, ge=0, description="how long a command (`db migrate`, `status`, ...) retries an unreachable "
         "database before it gives up with the reason; workers wait out outages for up to 10 minutes")
     ready_file: Optional[Path] = Field(
         None, description="file a worker touches every few seconds while it is connected to the broker "
