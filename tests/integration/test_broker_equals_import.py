@@ -71,4 +71,4 @@ def test_broker_pipeline_with_competing_workers_stores_what_import_stores(
         assert mine == theirs, mine["study"]["study_instance_uid"]
     assert {p: s for p, (s, _) in ledger(database_url).items()} == \
         {p: s for p, (s, _) in expected_ledger.items()}
-    assert set(workers.alive()) == {"classifier", "extractor", "writer", "toshiba-builder"}
+    assert set(workers.alive()) == {"classifier", "extractor", "writer", "toshiba-builder", "alerts"}
