@@ -186,8 +186,8 @@ def test_the_lock_file_pins_every_runtime_dependency_with_hashes():
         name = requirement.name.lower().replace("_", "-")
         assert name in pinned, f"{name} is not in deploy/requirements.lock: run scripts/lock-dependencies"
         assert requirement.specifier.contains(pinned[name], prereleases=True), (name, pinned[name])
-    assert lock.count("==") == lock.count("\n    --hash=sha256:") - lock.count("--hash") + lock.count("==") \
-        and all("--hash=sha256:" in block for block in lock.split("==")[1:])
+    # Every pinned package carries at least one hash (pip's --require-hashes needs them all).
+    assert all("--hash=sha256:" in block for block in lock.split("==")[1:])
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     assert "--require-hashes -r deploy/requirements.lock" in dockerfile
 
