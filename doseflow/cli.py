@@ -105,7 +105,11 @@ def cmd_extract(args, settings: Settings) -> int:
     except Failed as exc:
         print(f"doseflow extract: {args.file}: {exc.reason}", file=sys.stderr)
         return 1
-    data = report.model_dump(mode="json")
+    from services.audit.indices import enrich
+    from services.writer.store import audit_config
+
+    # as the writer would store it alone: with doseflow's own category, estimates and DRL ratios
+    data = enrich(report, audit_config()).model_dump(mode="json")
     print(json.dumps(data, indent=None if args.json else 2, ensure_ascii=False))
     return 0
 

@@ -89,7 +89,10 @@ def run_extract(path: str, route: Optional[str]) -> DoseReport:
         chosen, ds = classify_file(os.path.abspath(path), RoutingRules(), roots=[])
     if chosen == "toshiba":
         raise Ignored(LEGACY_TOSHIBA)
-    return extract_file(path, chosen, ExtractOptions(), ds)
+    from services.audit.indices import enrich
+    from services.writer.store import audit_config
+
+    return enrich(extract_file(path, chosen, ExtractOptions(), ds), audit_config())
 
 
 def run_one(mutant: fuzz.Mutant, route: Optional[str]) -> Result:
