@@ -259,11 +259,13 @@ def cmd_status(args, settings: Settings) -> int:
     from shared.ledger import ledger_totals
     from shared.dead_letters import queue_depths
 
+    from services.toshiba_builder.state import legacy_study_counts
+
     with _database(settings) as conn:
-        objects, studies = ledger_totals(conn), study_count(conn)
+        objects, studies, legacy = ledger_totals(conn), study_count(conn), legacy_study_counts(conn)
     queues, dead = queue_depths(settings)
     status = {"objects": objects, "studies": studies, "queues": queues,
-              "dead_letters": sum(dead.values()) if dead is not None else None}
+              "dead_letters": sum(dead.values()) if dead is not None else None, "legacy_ct_studies": legacy}
     if dead is None:
         status["broker"] = "unreachable"
     if args.json:
@@ -271,6 +273,8 @@ def cmd_status(args, settings: Settings) -> int:
     else:
         print(f"objects: stored {objects['stored']}, ignored {objects['ignored']}, failed {objects['failed']}")
         print(f"studies: {studies}")
+        print(f"legacy CT studies: {legacy['waiting']} waiting, {legacy['without_summary']} ended without a "
+              "dose summary page")
         if dead is None:
             print("broker: unreachable")
         else:

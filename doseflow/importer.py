@@ -168,9 +168,13 @@ def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], opti
             store_report(conn, extract_file(rdsr_path, "rdsr", options), rdsr_path)
         except (Ignored, Failed) as exc:  # our own RDSR must read back: say so loudly if not
             done = done.model_copy(update={"status": "failed", "reason": f"the built RDSR did not read back: {exc}"})
+        else:
+            if done.warnings_report is not None:
+                page = next(o for o in objects if o.kind == "dose_page")
+                store_report(conn, done.warnings_report, page.path)
     elif done.status == "skipped" and done.header_report is not None:
         store_report(conn, done.header_report, objects[0].path)
-    status = {"built": "stored", "skipped": "ignored", "failed": "failed"}[done.status]
+    status = {"built": "stored", "skipped": "ignored", "no_summary": "ignored", "failed": "failed"}[done.status]
     for obj in objects:
         _record(conn, obj.path, status, "toshiba_builder", done.reason, "toshiba",
                 sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)

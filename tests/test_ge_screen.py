@@ -21,12 +21,12 @@ Dose Report
 Series Type Scan Range CTDIvol DLP Phantom
 (mm) (mGy) (mGy-cm) cm
 1 Scout - - -
-2 Helical S12.250-I287.750 14.52 425.68 Body 32
+2 Helical S12.250-I287.750 14.52 457.38 Body 32
 3 Axial I10.000-I30.000 55.10 110.20 Head 16
 4 Stationary I40.000-I40.000 120.33 60.17 Head 16
 5 Cine S5.000-I15.000 30.00 60.00 Body 32
 6 SmartView I100.000-I110.000 8.25 8.25 Body 32
-Total Exam DLP: 664.30
+Total Exam DLP: 696.00
 """
 
 # How tesseract reads the corpus' GE screen: I as 1 at the start of a position, a space before
@@ -50,12 +50,12 @@ def test_every_ge_scan_type_reads_with_signed_positions_doses_and_phantom():
         ("AXIAL", "Sequenced Acquisition"), ("STATIONARY", "Stationary Acquisition"),
         ("CINE", "Stationary Acquisition"), ("SMARTVIEW", "Free Acquisition")]
     assert [(r.ctdivol_mGy, r.dlp_mGycm, r.phantom) for r in screen.rows] == [
-        (None, None, None), (14.52, 425.68, "body32"), (55.10, 110.20, "head16"), (120.33, 60.17, "head16"),
+        (None, None, None), (14.52, 457.38, "body32"), (55.10, 110.20, "head16"), (120.33, 60.17, "head16"),
         (30.00, 60.00, "body32"), (8.25, 8.25, "body32")]
     assert [(r.start_position_mm, r.end_position_mm) for r in screen.rows[1:3]] == [(12.25, -287.75), (-10.0, -30.0)]
     assert [r.scanning_length_mm for r in screen.rows] == [None, 300.0, 20.0, 0.0, 20.0, 10.0]
     assert screen.rows[1].dose_decimals == 2
-    assert screen.total_dlp_mGycm == 664.30 and screen.dlp_head_mGycm is None
+    assert screen.total_dlp_mGycm == 696.00 and screen.dlp_head_mGycm is None
 
 
 def test_the_ocr_reading_of_i_as_1_still_gives_inferior_positions():
@@ -74,18 +74,18 @@ def test_s_read_as_5_is_superior():
 def test_a_scan_range_that_does_not_read_keeps_the_doses_and_notes_the_empty_length():
     screen = parse_ge_screen(GE_SCREEN.replace("S12.250-I287.750", "S12.250-"))
     row = screen.rows[1]
-    assert (row.ctdivol_mGy, row.dlp_mGycm, row.scanning_length_mm) == (14.52, 425.68, None)
+    assert (row.ctdivol_mGy, row.dlp_mGycm, row.scanning_length_mm) == (14.52, 457.38, None)
     assert row.notes and "scan range" in row.notes[0]
 
 
 def test_rows_not_adding_up_to_total_exam_dlp_fail():
-    with pytest.raises(Failed, match="all rows add up to DLP 664.30 mGy.cm but the screen total is 664.4"):
-        parse_dose_screen(GE_SCREEN.replace("664.30", "664.40"))
+    with pytest.raises(Failed, match="all rows add up to DLP 696.00 mGy.cm but the screen total is 696.1"):
+        parse_dose_screen(GE_SCREEN.replace("696.00", "696.10"))
 
 
 def test_a_ge_report_without_its_total_line_fails():
     with pytest.raises(Failed, match="no DLP total"):
-        parse_dose_screen(GE_SCREEN.replace("Total Exam DLP: 664.30", ""), "ge")
+        parse_dose_screen(GE_SCREEN.replace("Total Exam DLP: 696.00", ""), "ge")
 
 
 def test_a_ge_screen_is_told_from_a_toshiba_one_by_its_total_line():

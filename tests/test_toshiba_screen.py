@@ -25,7 +25,8 @@ from services.toshiba_builder.headers import (HeaderSample, StudyHeader, harvest
                                               harvest_study_header, header_sample)
 from services.toshiba_builder.pages import DoseSummary, find_dose_summaries
 from services.toshiba_builder.reading import parse_dose_screen, read_summary
-from services.toshiba_builder.screen import DoseScreen, ScreenRow, merge_screens
+from services.toshiba_builder.screen import (DoseScreen, ScreenRow, check_scanning_lengths, irradiated_length_bounds_mm,
+                                             merge_screens)
 from shared.outcome import Failed
 from shared.report import Study
 from tests.conftest import assert_matches_expected, corpus_file
@@ -547,3 +548,46 @@ def test_a_screen_in_another_font_and_spacing_reads_the_same(ocr):
         ("Spiral Acquisition", 9.5, 305.3, "body32")]
     assert screen.total_dlp_mGycm == 736.2
     assert screen.page_sop_instance_uids == [p.SOPInstanceUID for p in summary.pages]
+
+
+# --- scanning length against DLP / CTDIvol ----------------------------------------------------------------
+
+
+def test_scanning_lengths_that_fit_dlp_over_ctdivol_are_kept():
+    # 352.6 / 9.8 = 359.8 mm irradiated for 325.25 mm scanned; 268.1 / 12.4 = 216.2 for 205.25
+    screen = parse_dose_screen(CXL_SCREEN)
+    assert [r.scanning_length_mm for r in screen.rows] == [None, 325.25, 205.25, 485.5]
+    assert all(r.notes == [] for r in screen.rows)
+
+
+def test_a_misread_position_longer_than_the_irradiated_length_drops_the_length_and_keeps_the_doses():
+    screen = parse_dose_screen(CXL_SCREEN.replace("-365.75", "-865.75"))  # 825 mm scanned, 360 irradiated
+    row = screen.rows[1]
+    assert (row.ctdivol_mGy, row.dlp_mGycm, row.scanning_length_mm) == (9.8, 352.6, None)
+    assert len(row.notes) == 1 and "does not fit DLP / CTDIvol = 359.8 mm" in row.notes[0]
+    assert [r.scanning_length_mm for r in screen.rows[2:]] == [205.25, 485.5]
+
+
+def test_a_scanned_length_far_shorter_than_the_irradiated_one_is_dropped_too():
+    # 583.9 / 11.7 = 499 mm irradiated; 35 mm scanned allows at most 1.5 x 35 + 60 = 112.5 mm
+    screen = parse_dose_screen(CXL_SCREEN.replace("-520.50", "-70.00"))
+    assert screen.rows[3].scanning_length_mm is None and screen.rows[3].dlp_mGycm == 583.9
+
+
+def test_the_length_check_allows_for_the_rounding_of_the_printed_doses():
+    # 5.5 mm scanned; 1.1 / 2.0 = 5.5 mm irradiated, but printed values may be 1.05 / 2.05 = 5.12 mm
+    row = ScreenRow(scan_type="NORMAL", acquisition_type="Sequenced Acquisition", ctdivol_mGy=2.0, dlp_mGycm=1.1,
+                    start_position_mm=0.0, end_position_mm=-5.5)
+    least, greatest = irradiated_length_bounds_mm(row)
+    assert least < 5.5 < greatest
+    screen = DoseScreen(rows=[row], dlp_unassigned_mGycm=1.1)
+    check_scanning_lengths(screen)
+    assert screen.rows[0].scanning_length_mm == 5.5
+
+
+def test_localizer_and_stationary_rows_are_not_length_checked():
+    rows = [ScreenRow(scan_type="VOLUME", acquisition_type="Stationary Acquisition", ctdivol_mGy=100.0,
+                      dlp_mGycm=1600.0, start_position_mm=0.0, end_position_mm=0.0)]
+    screen = DoseScreen(rows=rows, dlp_unassigned_mGycm=1600.0)
+    check_scanning_lengths(screen)
+    assert screen.rows[0].scanning_length_mm == 0.0 and screen.rows[0].notes == []

@@ -99,8 +99,26 @@ def test_a_study_with_its_own_rdsr_is_not_rebuilt_and_its_empty_fields_are_fille
     assert study.study.study_date == own.study.study_date
 
 
-def test_a_study_without_a_dose_summary_fails_with_the_reason(ocr):
+def test_an_image_only_study_ends_without_a_summary_with_a_reason_naming_the_study():
     images = [o for o in collected("toshiba_cx_head_scanogram") if o.kind == "image"]
     done = finish(images, [], set(), pydicom.dcmread)
-    assert done.status == "failed"
-    assert "no dose summary" in done.reason
+    assert done.status == "no_summary" and done.rdsr is None
+    assert done.reason == f"legacy CT study without a dose summary page: {len(images)} images of TOSHIBA Aquilion"
+
+
+def test_build_warnings_travel_into_the_stored_study_through_a_report_beside_the_rdsr(ocr):
+    objects = collected("toshiba_cxl_cap_contrast")
+    # One acquisition's images are missing: its screen row matches no image, and says so.
+    first_series = next(o.sample.series_instance_uid for o in objects if o.kind == "image" and not o.sample.localizer)
+    objects = [o for o in objects if o.kind != "image" or o.sample.series_instance_uid != first_series]
+    done = finish(objects, [], set(), pydicom.dcmread)
+    assert done.status == "built"
+    notes = done.warnings_report
+    assert notes is not None and notes.ct is None
+    assert any("no CT image with the same Toshiba CTDIvol" in w for w in notes.warnings)
+    rdsr_report = extract(as_read_back(done.rdsr), "rdsr")
+    study = assemble([rdsr_report, notes])
+    assert study.warnings == notes.warnings + [w for w in rdsr_report.warnings if w not in notes.warnings]
+    assert study.ct == rdsr_report.ct
+    # the complete study has nothing to say
+    assert finish(collected("toshiba_cxl_cap_contrast"), [], set(), pydicom.dcmread).warnings_report is None

@@ -37,6 +37,7 @@ PREPARATIONS: tuple[Preparation, ...] = (Preparation(2.0, 1.0), Preparation(3.0,
 CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.:()<>/%+-[]_ "
 TESSERACT = os.environ.get("DOSEFLOW_TESSERACT", "tesseract")
 OCR_TIMEOUT_S = 120
+CROP_MARGIN_PX = 12
 
 
 def ocr_available() -> bool:
@@ -49,7 +50,7 @@ def page_images(ds: Dataset, prep: Preparation = PREPARATIONS[0]) -> list:
     Text is whatever differs clearly from the background (the most common value), so white
     or grey text on black, dark on light, MONOCHROME1/2, 8 or 16 bit and RGB all come out the
     same without trusting the stored window."""
-    from PIL import Image, ImageFilter
+    from PIL import Image, ImageFilter, ImageOps
 
     try:
         pixels = np.asarray(ds.pixel_array)
@@ -69,7 +70,13 @@ def page_images(ds: Dataset, prep: Preparation = PREPARATIONS[0]) -> list:
         if distance.max() <= 0:
             continue  # a blank frame carries no text
         ink = distance > 0.25 * distance.max()
-        image = Image.fromarray(np.where(ink, 0, 255).astype(np.uint8))
+        # Only the text's bounding box (plus a margin) goes to the engine: a screen's text fills a
+        # fraction of the page, and the engine's time grows with the pixels it is given.
+        rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        top, bottom = max(0, rows[0] - CROP_MARGIN_PX), rows[-1] + CROP_MARGIN_PX + 1
+        left, right = max(0, columns[0] - CROP_MARGIN_PX), columns[-1] + CROP_MARGIN_PX + 1
+        image = Image.fromarray(np.where(ink[top:bottom, left:right], 0, 255).astype(np.uint8))
+        image = ImageOps.expand(image, border=CROP_MARGIN_PX, fill=255)
         if prep.scale != 1:
             image = image.resize((round(image.width * prep.scale), round(image.height * prep.scale)),
                                  Image.BICUBIC)

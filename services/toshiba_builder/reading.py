@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from services.toshiba_builder.ge_screen import is_ge_text, parse_ge_screen
 from services.toshiba_builder.ocr import PREPARATIONS, Preparation, read_screen_text
 from services.toshiba_builder.pages import DoseSummary, Family, find_dose_summaries
-from services.toshiba_builder.screen import DoseScreen, cross_check, ctdivol_consistency
+from services.toshiba_builder.screen import DoseScreen, check_scanning_lengths, cross_check, ctdivol_consistency
 from services.toshiba_builder.toshiba_screen import parse_toshiba_screen
 from shared.dicom import text
 from shared.outcome import Failed
@@ -24,12 +24,14 @@ def parse_dose_screen(screen_text: str, family: Optional[Family] = None) -> Dose
     (from the pages' headers, else from the text) and cross-check it.
 
     Raises Failed when no total or no acquisition row can be read, when a row other than a
-    localizer lacks CTDIvol or DLP, or when the rows' DLP do not add up to the total."""
+    localizer lacks CTDIvol or DLP, or when the rows' DLP do not add up to the total. A scanning
+    length that DLP / CTDIvol rules out is left empty with a note (`check_scanning_lengths`)."""
     if family is None:
         family = "ge" if is_ge_text(screen_text) else "toshiba"
     screen = parse_ge_screen(screen_text) if family == "ge" else parse_toshiba_screen(screen_text)
     cross_check(screen)
     screen.warnings.extend(ctdivol_consistency(screen))
+    check_scanning_lengths(screen)
     return screen
 
 

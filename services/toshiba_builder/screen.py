@@ -204,3 +204,49 @@ def _compare(what: str, rows: list[ScreenRow], total: Optional[float], total_dec
     if total is None or abs(added - total) > tolerance:
         raise Failed(f"dose screen: {what} add up to DLP {added:.2f} mGy.cm but the screen total is "
                      f"{total} mGy.cm (allowed difference {tolerance:.2f})")
+
+
+# --- Scanning length against DLP / CTDIvol -----------------------------------------------------
+# DLP = CTDIvol x irradiated length, so DLP / CTDIvol is the length the beam covered. For a
+# helical or axial acquisition that is never shorter than the scanned range: helical scans
+# irradiate beyond the image range (overranging: the interpolation needs data past each end), and
+# for axial scans CTDIvol already spreads the dose over the table increment, so DLP / CTDIvol is
+# (rotations x increment), at least the range from the first to the last image. It is rarely
+# much longer: overranging is about one rotation's table feed in total, at most pitch 1.5 x 40 mm
+# (the widest helical collimation of these scanner generations) = 60 mm, and a screen's range may
+# be one reconstruction's images inside a longer acquisition, which the 1.5 factor allows for.
+# A length outside [range - 1 mm, 1.5 x range + 60 mm] is a misread position (or dose): the row
+# keeps its dose values, which the DLP total checked, and loses the length, with a warning.
+LENGTH_CHECKED_TYPES = ("Spiral Acquisition", "Sequenced Acquisition")
+POSITION_SLACK_MM = 1.0  # table positions are printed to 0.01 mm; a reading may round
+OVERRANGING_MAX_MM = 60.0
+RANGE_FACTOR_MAX = 1.5
+
+
+def irradiated_length_bounds_mm(row: ScreenRow) -> Optional[tuple[float, float]]:
+    """The least and greatest 10 x DLP / CTDIvol (mm) the printed, rounded values allow."""
+    if row.ctdivol_mGy is None or row.dlp_mGycm is None:
+        return None
+    half = 0.5 * 10.0 ** -row.dose_decimals
+    if row.ctdivol_mGy - half <= 0:
+        return None
+    return (10.0 * max(0.0, row.dlp_mGycm - half) / (row.ctdivol_mGy + half),
+            10.0 * (row.dlp_mGycm + half) / (row.ctdivol_mGy - half))
+
+
+def check_scanning_lengths(screen: DoseScreen) -> None:
+    """Drop (with a note on the row) a helical or axial scanning length that DLP / CTDIvol rules
+    out; see the bounds above."""
+    for row in screen.rows:
+        length = row.scanning_length_mm
+        bounds = irradiated_length_bounds_mm(row)
+        if row.acquisition_type not in LENGTH_CHECKED_TYPES or length is None or bounds is None:
+            continue
+        least, greatest = bounds
+        if greatest >= length - POSITION_SLACK_MM and least <= RANGE_FACTOR_MAX * length + OVERRANGING_MAX_MM:
+            continue
+        row.notes.append(
+            f"scanning length {length:g} mm does not fit DLP / CTDIvol = {10 * row.dlp_mGycm / row.ctdivol_mGy:.1f} mm "
+            f"(the irradiated length is at least the scanned one and at most 1.5 x it + {OVERRANGING_MAX_MM:g} mm): "
+            "a position is misread; length left empty, dose values kept")
+        row.start_position_mm = row.end_position_mm = None

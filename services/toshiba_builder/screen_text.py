@@ -13,14 +13,14 @@ from services.toshiba_builder.screen import SCAN_TYPES
 
 # The suffix is glued only when no ':' follows: "(Head): 58.3 (Body): -" is a label, not a suffix.
 _PHANTOM_TEXT = r"[({\[]\s*(?P<ph>H\s*E\s*A\s*D|B\s*[O0Q]\s*D\s*[YV])\s*[)}\]]?+(?!\s*[:;])"
-_PHANTOM_GLUE = re.compile(r"(\d)\s*" + _PHANTOM_TEXT)
+_PHANTOM_GLUE = re.compile(r"(\d|(?<=[\d.])O)\s*" + _PHANTOM_TEXT)  # "866.O( Head)": O read for 0
 _DIGITISH = re.compile(r"^([+-]?)([0-9OIL|]*[0-9][0-9OIL|]*(?:\.[0-9OIL|]+)?)(\((?:HEAD|BODY)\))?$")
 VALUE = re.compile(r"^(?P<num>[+-]?\d+(?:\.\d+)?)(?:\((?P<ph>HEAD|BODY)\))?$")
 
 
 def normalise_line(line: str) -> str:
     s = line.upper().replace("\u2014", "-").replace("\u2013", "-").replace("\u2212", "-")
-    s = re.sub(r"(\d)(?:\s+[.,]\s*|[.,]\s+)(\d)", r"\1.\2", s)  # "352. 6", "392 .3" -> "352.6", "392.3"
+    s = re.sub(r"(\d)(?:\s+[.,]\s*|[.,]\s+)([\dO])", r"\1.\2", s)  # "352. 6", "866 .O" -> "352.6", "866.O"
     s = re.sub(r"(\d),(\d)", r"\1.\2", s)  # "12,4" -> "12.4": no screen prints thousands separators
     s = re.sub(r"(^|\s)([+-])\s+(\d)", r"\1\2\3", s)  # "- 40.50" -> "-40.50"
     s = re.sub(r":(?=\S)", ": ", s)  # "(Head):11O2.4": the value is a token of its own

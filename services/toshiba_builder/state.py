@@ -81,3 +81,12 @@ def postpone(conn: psycopg.Connection, study_uid: str, reason: str) -> float:
     conn.execute("UPDATE toshiba_study SET retry_after = now() + make_interval(secs => %s)"
                  " WHERE study_instance_uid = %s", (delay, study_uid))
     return delay
+
+
+def legacy_study_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """For `doseflow status`: legacy studies still collecting (waiting to be quiet, or for a
+    retry) and studies that ended with images only, no dose summary page."""
+    counts = dict(conn.execute(
+        "SELECT status, count(*) FROM toshiba_study WHERE status IN ('collecting', 'no_summary') GROUP BY status"
+    ).fetchall())
+    return {"waiting": counts.get("collecting", 0), "without_summary": counts.get("no_summary", 0)}

@@ -124,16 +124,40 @@ def has_own_rdsr(source_routes: Sequence[tuple[str, str]], built_uids: set[str])
     return any(route == "rdsr" and sop not in built_uids for route, sop in source_routes)
 
 
+def warnings_report(objects: Sequence[Collected], report: DoseReport, rdsr_uid: str) -> Optional[DoseReport]:
+    """The build's warnings (rows no image matched, lengths or values left empty) as a report
+    with no dose sections, stored beside the built RDSR, which has no place for them: the stored
+    study's `warnings` then carry them. Its source UID is derived from the built RDSR's, so a
+    rebuild brings its own. None when the build had nothing to say."""
+    if not report.warnings:
+        return None
+    page = next(o for o in objects if o.kind == "dose_page")
+    return DoseReport(study=report.study.model_copy(), warnings=list(report.warnings),
+                      sources=[Source(route=ROUTE, sop_class_uid=page.sop_class_uid,
+                                      sop_instance_uid=uid_from("toshiba-build-warnings", rdsr_uid))])
+
+
+def no_summary_reason(objects: Sequence[Collected]) -> str:
+    """Why an image-only legacy study is not built: the reason recorded for each of its objects."""
+    equipment = merge_study_headers(o.header for o in objects).equipment
+    model = " ".join(v for v in (equipment.manufacturer, equipment.model) if v) or "an unknown model"
+    images = sum(1 for o in objects if o.kind == "image")
+    return f"legacy CT study without a dose summary page: {images} image{'s' * (images != 1)} of {model}"
+
+
 class Finished(BaseModel):
     """How a study's build ended: `built` (with the RDSR), `skipped` (it has its own RDSR: the
-    header report fills its gaps) or `failed` (with the reason; nothing is stored)."""
+    header report fills its gaps), `no_summary` (images only, no dose page: its objects are
+    ignored, and a dose page arriving later re-opens it) or `failed` (with the reason; nothing
+    is stored)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    status: Literal["built", "skipped", "failed"]
+    status: Literal["built", "skipped", "no_summary", "failed"]
     reason: str
     rdsr: Optional[Dataset] = None
     header_report: Optional[DoseReport] = None
+    warnings_report: Optional[DoseReport] = None
 
 
 def finish(objects: Sequence[Collected], stored_sources: Sequence[tuple[str, str]], built_uids: set[str],
@@ -144,8 +168,11 @@ def finish(objects: Sequence[Collected], stored_sources: Sequence[tuple[str, str
         return Finished(status="skipped", header_report=header_report(objects),
                         reason="the study has its own RDSR: its dose screen is not used; empty study-level "
                                "fields are filled from the image headers")
+    if not any(o.kind == "dose_page" for o in objects):
+        return Finished(status="no_summary", reason=no_summary_reason(objects))
     try:
-        _, rdsr = build(objects, read_page)
+        report, rdsr = build(objects, read_page)
     except Failed as exc:
         return Finished(status="failed", reason=exc.reason)
-    return Finished(status="built", rdsr=rdsr, reason=f"built into RDSR {rdsr.SOPInstanceUID}")
+    return Finished(status="built", rdsr=rdsr, reason=f"built into RDSR {rdsr.SOPInstanceUID}",
+                    warnings_report=warnings_report(objects, report, str(rdsr.SOPInstanceUID)))

@@ -23,14 +23,16 @@ from shared.outcome import Failed
 
 # Column labels of the detail tables (spec §2.5), most specific first. Dose labels tolerate the
 # OCR's usual slips (CTDIvo1, CTDlvol, DLP.e).
+# The D of DLP: the OCR reads it as O or 0 at small sizes ("OLP"); not after a letter (VOLP).
+_D = r"(?<![A-Z])[DO0]"
 _COLUMN_LABELS: tuple[tuple[str, str], ...] = (
     ("image_number", r"TOTAL\s*IMAGE\s*NUMBER"),
     ("eff_ctdivol", rf"EFF\s*\.?\s*CTD{_I}\s*VO{_I}(?:\s*\.\s*E)?(?:\s*\(\s*MGY\s*\))?(?:\s*\(?\s*MEAN\s*\)?)?"),
-    ("eff_dlp", rf"EFF\s*\.?\s*D{_I}P(?:\s*\.\s*E)?(?:\s*\(\s*MGYCM\s*\))?"),
+    ("eff_dlp", rf"EFF\s*\.?\s*{_D}{_I}P(?:\s*\.\s*E)?(?:\s*\(\s*MGYCM\s*\))?"),
     ("ctdiair", rf"CTD{_I}\s*A{_I}R"),
-    ("dlpair", rf"D{_I}P\s*A{_I}R"),
+    ("dlpair", rf"{_D}{_I}P\s*A{_I}R"),
     ("ctdivol", rf"CTD{_I}\s*VO{_I}(?:\s*\.\s*E)?(?:\s*\(\s*MGY\s*\))?(?:\s*\(?\s*MEAN\s*\)?)?"),
-    ("dlp", rf"D{_I}P(?:\s*\.\s*E)?(?:\s*\(\s*MGYCM\s*\))?"),
+    ("dlp", rf"{_D}{_I}P(?:\s*\.\s*E)?(?:\s*\(\s*MGYCM\s*\))?"),
     ("mas", r"TOTAL\s*MAS"),
     ("exposure_time", r"EXPOSURE\s*TIME(?:\s*\(\s*S(?:EC)?\s*\))?"),
     ("start", r"START\s*POS\s*\.?"),
@@ -58,7 +60,8 @@ def _columns(line: str) -> list[str]:
 
 _SECTION = re.compile(r"<+\s*([^<>]+?)\s*>+")
 _SECTION = re.compile(r"<+\s*([^<>]+?)\s*>+")
-_PROTOCOL = re.compile(r"^(\d{1,2})\s*[.,]\s*(?=\S*[A-Z])(.*)$")
+# `1.Chest/Abdomen/Pelvis`: the title starts with a letter (`45.8(HEAD)` is a value, not block 45).
+_PROTOCOL = re.compile(r"^(\d{1,2})\s*[.,]\s*(?=[A-Z])(.*)$")
 
 
 def _section_of(line: str) -> Optional[str]:
@@ -77,13 +80,18 @@ def _section_of(line: str) -> Optional[str]:
 
 @dataclass
 class _Group:
-    """The lines of one acquisition: the scan-type line and its continuation lines."""
+    """The lines of one acquisition: the scan-type line and its continuation lines, or (layouts
+    that print the scan type last) the value lines before it and the scan-type line."""
 
     scan_type: str
     lines: list[list[str]]
     headers: list[list[str]]
     protocol: Optional[str]
     block: Optional[int]
+    type_last: bool = False
+
+    def expects_more(self) -> bool:
+        return not self.type_last and (not self.headers or len(self.lines) < len(self.headers))
 
 
 def parse_toshiba_screen(screen_text: str) -> DoseScreen:
@@ -101,6 +109,8 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
     groups: list[_Group] = []
     headers: list[list[str]] = []
     headers_closed = False  # a header line after rows starts a new table
+    open_group: Optional[_Group] = None  # the acquisition whose continuation lines may follow
+    pending: list[list[str]] = []  # value lines before their scan-type line (type printed last)
     protocol: Optional[str] = None
     block: Optional[int] = None
     for line, raw in lines:
@@ -108,6 +118,7 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
         if found:
             section = found
             headers, headers_closed, protocol, block = [], False, None, None
+            open_group, pending = None, []
             continue
         if section == "dose":
             _read_total_line(line, totals, eff_totals, ctdivol_totals)
@@ -123,15 +134,24 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
             # The protocol as printed (case kept): the line after its "<n>." prefix.
             protocol = re.sub(r"^\s*\d{1,2}\s*[.,]\s*", "", raw).strip() or None
             headers, headers_closed = [], False
+            open_group, pending = None, []
         elif columns and not any(_VALUE.match(t) for t in tokens):
             if headers_closed:
                 headers, headers_closed = [], False
             headers.append(columns)
+            open_group, pending = None, []
         elif scan_type:
             headers_closed = True
-            groups.append(_Group(scan_type, [tokens[used:]], list(headers), protocol, block))
-        elif groups and headers_closed and (not headers or len(groups[-1].lines) < len(headers)):
-            groups[-1].lines.append(tokens)
+            open_group = _Group(scan_type, [*pending, tokens[used:]], list(headers), protocol, block,
+                                type_last=bool(pending))
+            groups.append(open_group)
+            pending = []
+        elif open_group is not None and open_group.expects_more():
+            open_group.lines.append(tokens)
+        elif headers and any(_VALUE.match(t) for t in tokens):
+            # A value line after a complete acquisition (or before the first): the layout prints
+            # the scan type on the group's last line (spec §2.5 "Exposure Time CTDIvol DLP SD").
+            pending.append(tokens)
     if not groups:
         raise Failed("dose screen: no acquisition row (HELICAL, NORMAL, SCANOSCOPE, ...) read under "
                      "<<Detail Information>>")
@@ -149,7 +169,7 @@ def _parse_toshiba(lines: list[tuple[str, str]]) -> DoseScreen:
 def _read_total_line(line: str, totals: dict, eff_totals: dict, ctdivol_totals: dict) -> None:
     """A total line of <<Dose Information>>: `DLP(mGycm) (Head): 45.2 (Body): -`,
     `Eff. DLP (mGycm) : 349.7`, or the same for CTDIvol."""
-    label = re.search(rf"(EFF\s*\.?\s*)?(TOTAL\s+)?(?:(?P<ctdi>CTD{_I}\s*VO{_I})|D{_I}P(?!\s*A{_I}R))", line)
+    label = re.search(rf"(EFF\s*\.?\s*)?(TOTAL\s+)?(?:(?P<ctdi>CTD{_I}\s*VO{_I})|{_D}{_I}P(?!\s*A{_I}R))", line)
     if not label:
         return
     if label.group("ctdi"):
@@ -192,7 +212,9 @@ def _row_of(group: _Group) -> ScreenRow:
     every known layout), a signed number with decimals is a table position (start before end)."""
     values: dict[str, str] = {}
     for index, tokens in enumerate(group.lines):
-        header = group.headers[index] if index < len(group.headers) else []
+        # Where the type comes last, which header line a row line belongs to is not printed:
+        # values are placed by their form only.
+        header = group.headers[index] if index < len(group.headers) and not group.type_last else []
         placed = _by_columns(tokens, header)
         if placed is None:
             placed = _by_form(tokens, header)

@@ -8,6 +8,8 @@ Builder thread: every few seconds, claims one study quiet for DOSEFLOW_TOSHIBA_Q
 (services/toshiba_builder/study.py), writes the RDSR under DOSEFLOW_TOSHIBA_OUTPUT_DIR and
 publishes ObjectReceived for it, so it flows through classifier → RDSR extractor → writer like
 any scanner RDSR; then records the study built and its objects in the ledger, and commits.
+An image-only study (no dose page) is recorded ignored per object with a reason naming the study,
+no dead letter; a dose page arriving later re-opens it.
 A study that fails for a reason of its own (dose page gone or unreadable, no summary) is recorded
 failed per object and dead-lettered, and waits for a new object or a replay to re-open it; a
 deployment fault (OCR engine missing, output folder not writable, broker away) sets the study
@@ -104,7 +106,7 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
             metrics.retried("toshiba_build")
             log.warning("legacy CT study %s %s; retrying in %.0f s", uid[-12:], reason, delay)
             return True
-        status = {"built": "stored", "skipped": "ignored", "failed": "failed"}[done.status]
+        status = {"built": "stored", "skipped": "ignored", "no_summary": "ignored", "failed": "failed"}[done.status]
         for obj in objects:
             record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route="toshiba",
                            sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
@@ -137,6 +139,10 @@ def _build_and_announce(conn, uid, objects, publisher, settings, roots):
         announced = ObjectReceived(path=str(path), origin=STAGE)
         publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest", announced.encode()))
         built_uid = str(done.rdsr.SOPInstanceUID)
+        if done.warnings_report is not None:
+            page = next(o for o in objects if o.kind == "dose_page")
+            publisher.publish(Publish(broker.REPORTS_EXCHANGE, "writer",
+                                      ReportReady(path=page.path, report=done.warnings_report).encode()))
     elif done.status == "skipped" and done.header_report is not None:
         first = next(o for o in objects if o.sop_instance_uid == done.header_report.sources[0].sop_instance_uid)
         publisher.publish(Publish(broker.REPORTS_EXCHANGE, "writer",

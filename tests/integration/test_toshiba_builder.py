@@ -108,7 +108,7 @@ def test_a_builder_killed_mid_study_builds_it_once_with_all_objects_after_restar
     assert toshiba_state(database_url, uid)[:2] == ("built", 1)
 
 
-def test_a_legacy_study_without_a_dose_summary_fails_with_the_reason_and_is_replayable(
+def test_an_image_only_legacy_study_is_ignored_with_the_study_reason_and_built_when_its_summary_comes(
         workers, quick_env, database_url, tmp_path):
     files = case_files(CASE, tmp_path)
     uid = expected(CASE)["study_instance_uid"]
@@ -116,20 +116,27 @@ def test_a_legacy_study_without_a_dose_summary_fails_with_the_reason_and_is_repl
     workers.env = quick_env
     workers.start_pipeline()
     doseflow(quick_env, "publish", *images)
-    wait_until(lambda: (toshiba_state(database_url, uid) or ("",))[0] == "failed", timeout=120,
-               what="the study recorded failed")
-    assert "no dose summary" in toshiba_state(database_url, uid)[2]
-    assert {ledger(database_url)[f][0] for f in images} == {"failed"}
+    wait_until(lambda: (toshiba_state(database_url, uid) or ("",))[0] == "no_summary", timeout=120,
+               what="the study ended without a summary")
+    reason = f"legacy CT study without a dose summary page: {len(images)} images of TOSHIBA Aquilion"
+    assert toshiba_state(database_url, uid)[2] == reason
+    assert {ledger(database_url)[f] for f in images} == {("ignored", reason)}
     assert stored(quick_env, uid) == []
-    letters = json.loads(doseflow(quick_env, "dead-letters", "list", "--json").stdout)
-    assert [l["queue"] for l in letters] == ["toshiba.collect"]
-    assert "no dose summary" in letters[0]["reason"]
-    # The summary arrives late: the study re-opens and is built with everything.
+    assert json.loads(doseflow(quick_env, "dead-letters", "list", "--json").stdout) == []
+    status = json.loads(doseflow(quick_env, "status", "--json").stdout)
+    assert status["dead_letters"] == 0
+    assert status["legacy_ct_studies"] == {"waiting": 0, "without_summary": 1}
+    # The summary arrives 10 s later: the study re-opens and is built with everything.
+    time.sleep(10)
     doseflow(quick_env, "publish", *[f for f in files if f not in images])
     wait_until(lambda: stored(quick_env, uid), timeout=180, what="the built study")
     assert_matches_expected(stored(quick_env, uid)[0], CASE)
     wait_until(lambda: all(ledger(database_url)[f][0] == "stored" for f in files if _kind(f) != "other"),
-               what="every dose page and image stored")
+               what="every dose page and image re-recorded stored")
+    assert toshiba_state(database_url, uid)[0] == "built"
+    assert json.loads(doseflow(quick_env, "dead-letters", "list", "--json").stdout) == []
+    assert json.loads(doseflow(quick_env, "status", "--json").stdout)["legacy_ct_studies"] == {
+        "waiting": 0, "without_summary": 0}
 
 
 def _collected(database_url, uid) -> int:
