@@ -78,7 +78,10 @@ def replay(settings, ids: Optional[set[str]]) -> int:
         ch.confirm_delivery()
         broker.declare_topology(ch, settings.delivery_limit)
         for queue in QUEUES:
-            while True:
+            # Only the letters there now: a replayed message that dies again at once (a poison
+            # body, a fast worker) must not be taken again, or --all would never end.
+            waiting = ch.queue_declare(dead_queue(queue), passive=True).method.message_count
+            for _ in range(waiting):
                 method, props, body = ch.basic_get(dead_queue(queue), auto_ack=False)
                 if method is None:
                     break
