@@ -38,11 +38,12 @@ import psycopg
 import pydicom
 
 from benchmarks import objects, services
+from shared import routes
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-EXTRACT_QUEUES = ("extract.rdsr", "extract.mg_image", "extract.dx_image", "extract.ct_philips")
+EXTRACT_QUEUES = tuple(route.queue for route in routes.EXTRACTED)
 
 RSS_TARGET = "every worker's peak RSS <= 150 MB"
 TARGETS = {

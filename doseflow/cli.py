@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Optional
 
+from shared import routes as registry
 from shared.settings import Settings, load
 
 log = logging.getLogger("doseflow")
@@ -95,7 +96,7 @@ def cmd_extract(args, settings: Settings) -> int:
             import os
 
             route, ds = classify_file(os.path.abspath(args.file), _rules(settings), roots=[])
-        if route == "toshiba":
+        if route == registry.TOSHIBA.name:
             raise Ignored("legacy Toshiba CT object: a Toshiba study is built from all its objects "
                           "(doseflow import --as toshiba FOLDER)")
         report = extract_file(args.file, route, _options(settings), ds)
@@ -427,7 +428,7 @@ def _iso_date(value: str):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doseflow", description="Collect radiation-dose data from DICOM objects.")
     sub = p.add_subparsers(dest="command", required=True)
-    routes = ["rdsr", "mg", "dx", "ctphilips", "toshiba"]
+    routes = [route.cli_name for route in registry.ROUTES]
 
     s = sub.add_parser("import", help="import files, folders or globs in one process (no broker)")
     s.add_argument("paths", nargs="+")

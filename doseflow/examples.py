@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 
 import pydicom
 
-from shared.rdsr_writer import AUTOMATED_DATA_COLLECTION, ct_rdsr_from_report, uid_from
+from services.toshiba_builder.rdsr_writer import AUTOMATED_DATA_COLLECTION, ct_rdsr_from_report, uid_from
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport, Equipment, Patient, Study
 
 # Every example UID lies under this root (a name-based UUID OID, PS3.5 B.2), derived from a fixed

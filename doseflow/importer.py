@@ -24,10 +24,11 @@ from services.extractors.common import ExtractOptions
 from services.extractors.worker import extract_file
 from services.alerts.rules import RuleSet
 from services.alerts.store import evaluate_stored
-from services.writer.store import store_report as _store_report
+from services.writer.store import store_report as _store_report, stored_objects
 from shared.ledger import record_outcome
 from shared.outcome import Failed, Ignored
 from shared.paths import check_ingest_path
+from shared import routes
 
 
 def expand_paths(patterns: Iterable[str], unreadable: Optional[list[tuple[str, str]]] = None) -> list[str]:
@@ -124,7 +125,7 @@ def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRu
                 chosen, ds = classify_file(path, rules, roots=list(roots))
             else:
                 chosen, ds = route, read_header(check_ingest_path(path, list(roots)))
-            if chosen == "toshiba":
+            if chosen == routes.TOSHIBA.name:
                 obj = collect(ds, path, options)
                 if obj.kind == "other":
                     raise Ignored("object of a legacy CT study that is neither a dose summary page nor a CT image")
@@ -153,8 +154,7 @@ def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], opti
                         out_dir: Path, summary: Summary, store_report=_store_report) -> None:
     """The Toshiba builder's steps, in process: build, write the RDSR, import it like any RDSR."""
     uid = objects[0].study_instance_uid
-    rows = conn.execute("SELECT route, sop_instance_uid, path FROM source_object WHERE study_instance_uid = %s",
-                        (uid,)).fetchall()
+    rows = stored_objects(conn, uid)
     sources = [(route, sop) for route, sop, _ in rows]
     # RDSRs this builder wrote earlier lie in its output folder; any other RDSR is the scanner's.
     built_before = {sop for _, sop, path in rows if path and Path(path).is_relative_to(out_dir)}
@@ -165,7 +165,7 @@ def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], opti
     if done.status == "built":
         rdsr_path = str(write_rdsr(done.rdsr, out_dir))
         try:
-            store_report(conn, extract_file(rdsr_path, "rdsr", options), rdsr_path)
+            store_report(conn, extract_file(rdsr_path, routes.RDSR.name, options), rdsr_path)
         except (Ignored, Failed) as exc:  # our own RDSR must read back: say so loudly if not
             done = done.model_copy(update={"status": "failed", "reason": f"the built RDSR did not read back: {exc}"})
         else:
@@ -176,6 +176,6 @@ def _build_legacy_study(conn: psycopg.Connection, objects: list[Collected], opti
         store_report(conn, done.header_report, objects[0].path)
     status = {"built": "stored", "skipped": "ignored", "no_summary": "ignored", "failed": "failed"}[done.status]
     for obj in objects:
-        _record(conn, obj.path, status, "toshiba_builder", done.reason, "toshiba",
+        _record(conn, obj.path, status, "toshiba_builder", done.reason, routes.TOSHIBA.name,
                 sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
         summary.count(obj.path, status, done.reason)

@@ -27,7 +27,7 @@ import pika
 import pika.exceptions
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from shared import lifecycle, metrics
+from shared import lifecycle, metrics, routes
 from shared.lifecycle import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -39,19 +39,14 @@ OUTCOMES_EXCHANGE = "doseflow.outcomes"
 ALERTS_EXCHANGE = "doseflow.alerts"
 DEAD_EXCHANGE = "doseflow.dead"
 
-# queue -> (exchange, routing key)
+# queue -> (exchange, routing key); one queue per route (shared/routes.py), keyed by its name.
 QUEUES: dict[str, tuple[str, str]] = {
     "ingest": (INGEST_EXCHANGE, "ingest"),
-    "extract.rdsr": (EXTRACT_EXCHANGE, "rdsr"),
-    "extract.mg_image": (EXTRACT_EXCHANGE, "mg_image"),
-    "extract.dx_image": (EXTRACT_EXCHANGE, "dx_image"),
-    "extract.ct_philips": (EXTRACT_EXCHANGE, "ct_philips"),
-    "toshiba.collect": (EXTRACT_EXCHANGE, "toshiba"),
+    **{route.queue: (EXTRACT_EXCHANGE, route.name) for route in routes.ROUTES},
     "writer": (REPORTS_EXCHANGE, "writer"),
     "outcomes": (OUTCOMES_EXCHANGE, "outcomes"),
     "alerts": (ALERTS_EXCHANGE, "alerts"),
 }
-EXTRACT_QUEUE_OF_ROUTE = {key: queue for queue, (ex, key) in QUEUES.items() if ex == EXTRACT_EXCHANGE}
 
 
 def dead_queue(queue: str) -> str:

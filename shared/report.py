@@ -5,6 +5,7 @@ merged report of a study. Field names carry their units; an absent value is
 ``None`` and never 0. Units are converted once, by the extractors, at the edge.
 """
 from __future__ import annotations
+from shared.routes import RouteName
 
 from typing import Literal, Optional
 
@@ -16,7 +17,7 @@ REPORT_SCHEMA = 1
 REPORTED_SSDE = "reported by the scanner (DCM 113930)"
 
 Modality = Literal["CT", "RF", "DX", "CR", "PX", "MG", "XA", "NM"]
-Route = Literal["rdsr", "mg_image", "dx_image", "ct_philips", "toshiba"]
+Route = RouteName  # one of shared/routes.py's names
 
 
 class _Model(BaseModel):

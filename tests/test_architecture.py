@@ -68,11 +68,17 @@ def _route_names() -> set[str]:
     return {r.name for r in routes.ROUTES} | {r.queue for r in routes.ROUTES} | {r.cli_name for r in routes.ROUTES}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: route names still written in several modules")
+# "toshiba" is also a vendor's name: the screen parsers' family and a Manufacturer test use it as
+# such. The builder's modules that publish, record or build (worker, study, build, state) may not.
+VENDOR_NAME_USERS = {Path("services/toshiba_builder") / f for f in ("pages.py", "reading.py", "headers.py",
+                                                                      "ocr.py", "screen.py", "toshiba_screen.py")}
+
+
 def test_route_names_are_written_once_in_the_registry():
     names = _route_names()
     offenders = [f"{path}:{node.lineno} {node.value!r}" for path, tree in MODULES.items() if path != REGISTRY
-                 for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in names]
+                 for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in names
+                 and not (path in VENDOR_NAME_USERS and node.value == "toshiba")]
     assert offenders == []
 
 

@@ -1,4 +1,4 @@
-"""Study assembly (shared/assembly.py) on real per-object reports extracted from the corpus:
+"""Study assembly (services/writer/assembly.py) on real per-object reports extracted from the corpus:
 cumulative and continued CT RDSRs, For Presentation / For Processing mammography copies,
 radiographic images, the Hologic tomosynthesis projection, and synthetic overlaps built by
 copying real reports. The README rule "How a study is assembled" is what is checked, and that
@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from services.extractors.routes import ROUTE_ALIASES, extract
-from shared.assembly import assemble
+from services.writer.assembly import assemble
 from shared.dicom import DX_FOR_PRESENTATION, MG_FOR_PRESENTATION
 from shared.report import AccumulatedAgd, DoseReport
 from tests.conftest import CORPUS, assert_matches_expected, corpus_file, expected

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from services.extractors.routes import extract
 from shared import sr
-from shared.rdsr_writer import (
+from services.toshiba_builder.rdsr_writer import (
     DERIVED_FROM_HUMAN_READABLE_REPORTS,
     PRIVATE_SCHEME,
     ct_rdsr_from_report,

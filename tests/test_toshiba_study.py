@@ -13,7 +13,7 @@ import pytest
 from services.extractors.routes import extract
 from services.toshiba_builder.ocr import ocr_available
 from services.toshiba_builder.study import Collected, build, collect, finish, header_report
-from shared.assembly import assemble
+from services.writer.assembly import assemble
 from tests.conftest import CORPUS, assert_matches_expected, expected
 
 CASES = ["toshiba_cx_head_scanogram", "toshiba_cxl_cap_contrast"]

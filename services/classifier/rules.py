@@ -16,6 +16,7 @@ from shared.dicom import text
 from shared.outcome import Ignored
 from shared.settings import DEFAULT_TOSHIBA_MODELS
 from shared.sr import Code, DCM, concept_name
+from shared import routes
 
 XRAY_DOSE_REPORT = DCM("113701")
 VARIC_SUMMARY = Code("99SMS_RADSUM", "C-10")
@@ -51,7 +52,7 @@ def _sop_class_name(uid: str | None) -> str:
 
 
 def classify(ds: Dataset, rules: RoutingRules = RoutingRules()) -> str:
-    """The route for this object: 'rdsr', 'mg_image', 'dx_image', 'ct_philips' or 'toshiba'."""
+    """The name of this object's route (shared/routes.py)."""
     sop_class = text(ds, "SOPClassUID")
     modality = text(ds, "Modality")
     # Through text(): a single-valued ImageType comes back from pydicom as a str, not a list.
@@ -60,23 +61,23 @@ def classify(ds: Dataset, rules: RoutingRules = RoutingRules()) -> str:
     if sop_class in (dicom.XRAY_RADIATION_DOSE_SR, dicom.ENHANCED_SR):
         root = concept_name(ds)
         if root in (XRAY_DOSE_REPORT, VARIC_SUMMARY):
-            return "rdsr"
+            return routes.RDSR.name
         raise Ignored(f"{_sop_class_name(sop_class)} whose root concept "
                       f"{'/'.join(root) if root else 'is missing'} is not an X-Ray Radiation Dose Report")
     if sop_class == dicom.RADIOPHARMACEUTICAL_RADIATION_DOSE_SR:
         raise Ignored("Radiopharmaceutical Radiation Dose SR: nuclear medicine dose is not imported")
     if sop_class in MG_IMAGES:
-        return "mg_image"
+        return routes.MG_IMAGE.name
     if sop_class == dicom.SECONDARY_CAPTURE and modality == "MG" and "ORIGINAL" in image_type:
-        return "mg_image"  # e.g. Hologic tomosynthesis proprietary projection
+        return routes.MG_IMAGE.name  # e.g. Hologic tomosynthesis proprietary projection
     if sop_class in RADIOGRAPHIC_IMAGES:
-        return "dx_image"
+        return routes.DX_IMAGE.name
 
     manufacturer, model = text(ds, "Manufacturer"), text(ds, "ManufacturerModelName")
     if sop_class == dicom.SECONDARY_CAPTURE and manufacturer and "philips" in manufacturer.lower() \
             and (text(ds, "SeriesDescription") or "").lower() == "dose info":
-        return "ct_philips"
+        return routes.CT_PHILIPS.name
     if sop_class in TOSHIBA_CANDIDATE_CLASSES and rules.is_toshiba_candidate(manufacturer, model):
-        return "toshiba"
+        return routes.TOSHIBA.name
     raise Ignored(f"no dose route takes {_sop_class_name(sop_class)}, modality {modality or 'none'}, "
                   f"from {manufacturer or 'unknown manufacturer'} {model or ''}".rstrip())

@@ -18,8 +18,9 @@ from services.extractors.image_header import HeaderReader, add_seconds, item_mea
 from shared.dicom import SECONDARY_CAPTURE, iso_datetime, person_name, text
 from shared.outcome import Ignored
 from shared.report import Ct, CtEvent, CtSource, DoseReport
+from shared import routes
 
-ROUTE = "ct_philips"
+ROUTE = routes.CT_PHILIPS.name
 
 ELSCINT = "ELSCINT1"
 DLP_GROUP, DLP_OFFSET = 0x00E1, 0x21  # (00E1,xx21) DLP, mGy·cm: total at top level, per item

@@ -32,8 +32,9 @@ from shared import sr
 from shared.dicom import CR_IMAGE, DX_FOR_PRESENTATION, DX_FOR_PROCESSING, text
 from shared.outcome import Ignored
 from shared.report import DoseReport, Projection, ProjectionEvent, ProjectionPlane
+from shared import routes
 
-ROUTE = "dx_image"
+ROUTE = routes.DX_IMAGE.name
 
 # ImageAndFluoroscopyAreaDoseProduct (0018,115E) is defined in dGy·cm²; 1 Gy·m² = 1e5 dGy·cm².
 DGYCM2_PER_GYM2 = 1e5

@@ -27,8 +27,9 @@ from services.extractors.image_header import (
 from shared.dicom import MG_FOR_PRESENTATION, MG_FOR_PROCESSING, SECONDARY_CAPTURE, text
 from shared.outcome import Ignored
 from shared.report import AccumulatedAgd, Mammography, MammographyEvent
+from shared import routes
 
-ROUTE = "mg_image"
+ROUTE = routes.MG_IMAGE.name
 
 # OrganDose (0040,0316) is in dGy; AGD is reported in mGy.
 MGY_PER_DGY = 100.0

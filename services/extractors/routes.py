@@ -4,6 +4,7 @@ The same table serves `doseflow extract`, `doseflow import` and the extractor wo
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -15,25 +16,19 @@ from shared import plausibility
 from services.extractors.privacy import protect
 from shared.outcome import Failed
 from shared.report import DoseReport
+from shared import routes
 
 Extractor = Callable[[Dataset, ExtractOptions], DoseReport]
 
 
+@functools.cache
 def _table() -> dict[str, Extractor]:
-    from services.extractors import ct_philips, dx_image, mg_image, rdsr
-
-    return {
-        "rdsr": rdsr.extract,
-        "mg_image": mg_image.extract,
-        "dx_image": dx_image.extract,
-        "ct_philips": ct_philips.extract,
-    }
+    return {route.name: route.extract_function() for route in routes.EXTRACTED}
 
 
 # Names users give to `doseflow import --as`, as in the reference system's scripts.
-ROUTE_ALIASES = {"rdsr": "rdsr", "mg": "mg_image", "dx": "dx_image", "ctphilips": "ct_philips",
-                 "toshiba": "toshiba"}
-EXTRACT_ROUTES = ("rdsr", "mg_image", "dx_image", "ct_philips")
+ROUTE_ALIASES = {route.cli_name: route.name for route in routes.ROUTES}
+EXTRACT_ROUTES = tuple(route.name for route in routes.EXTRACTED)
 
 
 def extract(ds: Dataset, route: str, options: ExtractOptions = DEFAULT_OPTIONS) -> DoseReport:

@@ -19,8 +19,9 @@ from services.toshiba_builder.reading import read_dose_screens
 from services.toshiba_builder.screen import LOCALIZER, DoseScreen, ScreenRow, merge_screens
 from shared.dicom import date_time
 from shared.report import Ct, CtEvent, CtSource, DoseReport, Source
+from shared import routes
 
-ROUTE = "toshiba"
+ROUTE = routes.TOSHIBA.name
 # Event UIDs are derived, not random, so that building the same study twice gives the same
 # events and the writer stores them once.
 EVENT_UID_NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5c7d-9e0f-1a2b3c4d5e6f")

@@ -44,11 +44,6 @@ def study_objects(conn: psycopg.Connection, study_uid: str) -> list[Collected]:
     return [Collected.model_validate(r[0]) for r in rows]
 
 
-def stored_sources(conn: psycopg.Connection, study_uid: str) -> list[tuple[str, str]]:
-    return [(r, s) for r, s in conn.execute(
-        "SELECT route, sop_instance_uid FROM source_object WHERE study_instance_uid = %s", (study_uid,))]
-
-
 def built_uids(conn: psycopg.Connection, study_uid: str) -> set[str]:
     row = conn.execute("SELECT built_sop_instance_uids FROM toshiba_study WHERE study_instance_uid = %s",
                        (study_uid,)).fetchone()

@@ -31,10 +31,11 @@ from services.toshiba_builder.reading import read_dose_screens
 from services.toshiba_builder.screen import merge_screens
 from shared.dicom import text
 from shared.outcome import Failed
-from shared.rdsr_writer import DERIVED_FROM_HUMAN_READABLE_REPORTS, ct_rdsr_from_report, uid_from
+from services.toshiba_builder.rdsr_writer import DERIVED_FROM_HUMAN_READABLE_REPORTS, ct_rdsr_from_report, uid_from
 from shared.report import DoseReport, Source
+from shared import routes
 
-ROUTE = "toshiba"
+ROUTE = routes.TOSHIBA.name
 
 
 class Collected(BaseModel):
@@ -121,7 +122,7 @@ def write_rdsr(rdsr: Dataset, out_dir: Path) -> Path:
 
 def has_own_rdsr(source_routes: Sequence[tuple[str, str]], built_uids: set[str]) -> bool:
     """Whether a study's stored objects include an RDSR the scanner made (not one we built)."""
-    return any(route == "rdsr" and sop not in built_uids for route, sop in source_routes)
+    return any(route == routes.RDSR.name and sop not in built_uids for route, sop in source_routes)
 
 
 def warnings_report(objects: Sequence[Collected], report: DoseReport, rdsr_uid: str) -> Optional[DoseReport]:

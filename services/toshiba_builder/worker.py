@@ -28,6 +28,7 @@ from services.extractors.common import ExtractOptions
 from services.toshiba_builder import state
 from services.toshiba_builder.ocr import OcrUnavailable
 from services.toshiba_builder.study import Finished, collect, finish, write_rdsr
+from services.writer.store import stored_objects
 from shared import broker, metrics
 from shared.broker import Publish, Publisher, Result, outcome
 from shared.database import Database, migrate
@@ -37,6 +38,7 @@ from shared.messages import ExtractRequest, ObjectReceived, ReportReady, Undecod
 from shared.outcome import Failed
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness, database_answers
+from shared.routes import TOSHIBA
 
 log = logging.getLogger(__name__)
 STAGE = "toshiba_builder"
@@ -55,12 +57,12 @@ def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]
         try:
             obj = collect(read_header(check_ingest_path(msg.path, roots, path_map)), msg.path, options)
         except Failed as exc:
-            return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, route="toshiba",
+            return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, route=TOSHIBA.name,
                                    sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
                                    correlation_id=msg.correlation)], dead_letter_reason=exc.reason)
         if obj.kind == "other":
             return Result([outcome(msg.path, "ignored", "object of a legacy CT study that is neither a dose "
-                                   "summary page nor a CT image", stage=STAGE, route="toshiba",
+                                   "summary page nor a CT image", stage=STAGE, route=TOSHIBA.name,
                                    sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
                                    correlation_id=msg.correlation)])
         try:
@@ -108,16 +110,16 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
             return True
         status = {"built": "stored", "skipped": "ignored", "no_summary": "ignored", "failed": "failed"}[done.status]
         for obj in objects:
-            record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route="toshiba",
+            record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route=TOSHIBA.name,
                            sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
         state.mark(conn, uid, done.status, done.reason, built_uid)
         log.info("legacy CT study %s: %s", uid[-12:], done.status,
                  extra={"correlation_id": announced.correlation} if announced else None)
     # Committed: count what the ledger now says.
     for _ in objects:
-        metrics.object_outcome("toshiba", status)
+        metrics.object_outcome(TOSHIBA.name, status)
     if done.status == "failed":
-        metrics.dead_lettered("toshiba.collect", done.reason)
+        metrics.dead_lettered(TOSHIBA.queue, done.reason)
     return True
 
 
@@ -125,7 +127,7 @@ def _build_and_announce(conn, uid, objects, publisher, settings, roots):
     """Build the study and publish what follows from it: the built RDSR (to ingest), the header
     report (to the writer) or the failure (a dead letter, for replay)."""
     try:
-        done = finish(objects, state.stored_sources(conn, uid), state.built_uids(conn, uid),
+        done = finish(objects, [(route, sop) for route, sop, _ in stored_objects(conn, uid)], state.built_uids(conn, uid),
                       dose_page_reader(roots, settings.path_map))
     except DEPLOYMENT_FAULTS:
         raise
@@ -149,9 +151,9 @@ def _build_and_announce(conn, uid, objects, publisher, settings, roots):
                                   ReportReady(path=first.path, report=done.header_report).encode()))
     elif done.status == "failed":
         page = next((o for o in objects if o.kind == "dose_page"), objects[0])
-        request = ExtractRequest(path=page.path, route="toshiba", sop_instance_uid=page.sop_instance_uid,
+        request = ExtractRequest(path=page.path, route=TOSHIBA.name, sop_instance_uid=page.sop_instance_uid,
                                  study_instance_uid=uid, sop_class_uid=page.sop_class_uid)
-        publisher.publish(broker.dead_letter("toshiba.collect", request.encode(), {}, done.reason))
+        publisher.publish(broker.dead_letter(TOSHIBA.queue, request.encode(), {}, done.reason))
     return done, built_uid, announced
 
 
@@ -185,7 +187,7 @@ def run(settings, stop=None) -> None:
     builder.start()
     try:
         handler = make_collect_handler(db, options, settings.ingest_roots, settings.path_map)
-        broker.consume(settings.amqp_url, {"toshiba.collect": handler},
+        broker.consume(settings.amqp_url, {TOSHIBA.queue: handler},
                        prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop,
                        readiness=Readiness(settings.ready_file, [database_answers(settings.database_url)]))
     finally:

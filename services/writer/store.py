@@ -1,7 +1,7 @@
 """Persisting reports and outcomes: one transaction per report, idempotent.
 
 A report is stored as its object's row in `source_object`; the study's report is then
-re-assembled from all its objects (shared/assembly.py) and the study's normalized rows are
+re-assembled from all its objects (services/writer/assembly.py) and the study's normalized rows are
 replaced, all in the same transaction, under a per-study advisory lock, so several writers
 racing on one study serialise and build it once. The same object delivered again changes
 nothing.
@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from services.audit.config import load_config
 from services.audit.indices import AuditConfig, enrich
 from services.writer import tables
-from shared.assembly import assemble
+from services.writer.assembly import assemble
 from shared.ledger import record_outcome, storable_path
 from shared.outcome import Failed
 from shared.report import DoseReport
@@ -114,6 +114,14 @@ def stored_studies(conn: psycopg.Connection, study_uid: Optional[str] = None, *,
     sql = "SELECT report FROM study" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY study_date NULLS LAST, study_time NULLS LAST, study_instance_uid"
     return [r[0] for r in conn.execute(sql, args).fetchall()]
+
+
+def stored_objects(conn: psycopg.Connection, study_uid: str) -> list[tuple[str, str, str]]:
+    """(route, SOP Instance UID, path) of each object stored for the study: what another stage
+    may know of the writer's tables (the Toshiba builder asks whether a study has its own RDSR)."""
+    return [tuple(row) for row in conn.execute(
+        "SELECT route, sop_instance_uid, path FROM source_object WHERE study_instance_uid = %s"
+        " ORDER BY arrival", (study_uid,))]
 
 
 def study_count(conn: psycopg.Connection) -> int:

@@ -12,8 +12,9 @@ from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
 from shared.outcome import Failed, Ignored
+from shared import routes
 
-ROUTE = "rdsr"
+ROUTE = routes.RDSR.name
 
 
 def extract(ds: Dataset, options: ExtractOptions = DEFAULT_OPTIONS):

@@ -19,8 +19,9 @@ from shared.dicom import ENHANCED_SR, XRAY_RADIATION_DOSE_SR, text
 from shared.outcome import Failed, Ignored
 from shared.report import DoseReport
 from shared.sr import DCM, SCT, SRT, Code
+from shared import routes
 
-ROUTE = "rdsr"
+ROUTE = routes.RDSR.name
 
 XRAY_DOSE_REPORT = DCM("113701")
 VARIC_SUMMARY = Code("99SMS_RADSUM", "C-10")

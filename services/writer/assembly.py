@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
+from shared import routes
 from shared.report import (
     AccumulatedAgd,
     Ct,
@@ -39,7 +40,7 @@ from shared.report import (
 )
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-IMAGE_ROUTES = ("mg_image", "dx_image")
+IMAGE_ROUTES = (routes.MG_IMAGE.name, routes.DX_IMAGE.name)
 SECTIONS = ("ct", "projection", "mammography")
 
 
