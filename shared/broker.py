@@ -82,6 +82,23 @@ class Result:
 Handler = Callable[[bytes, dict], Result]
 
 
+def bind(model, handle: Callable) -> Handler:
+    """A queue's handler from its message model and the stage's handler of decoded messages
+    (message in -> Result out): decoding, and dead-lettering a body that does not decode, happen
+    here for every queue."""
+    from shared.messages import UndecodableMessage, decode
+
+    def handler(body: bytes, headers: dict) -> Result:
+        try:
+            msg = decode(model, body)
+        except UndecodableMessage as exc:
+            return Result(dead_letter_reason=str(exc))
+        return handle(msg)
+
+    handler.model, handler.handle = model, handle
+    return handler
+
+
 def declare_topology(channel, delivery_limit: int) -> None:
     """Idempotent: every service declares the whole topology at start."""
     for exchange in (INGEST_EXCHANGE, EXTRACT_EXCHANGE, REPORTS_EXCHANGE, OUTCOMES_EXCHANGE, ALERTS_EXCHANGE,

@@ -10,7 +10,7 @@ from services.classifier.rules import RoutingRules, classify
 from shared import broker
 from shared.broker import Publish, Result, outcome
 from shared.dicom import read_header, text
-from shared.messages import ExtractRequest, ObjectReceived, UndecodableMessage, decode
+from shared.messages import ExtractRequest, ObjectReceived
 from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness
@@ -29,11 +29,7 @@ def classify_file(path: str, rules: RoutingRules, roots: list[str], *,
 
 
 def make_handler(rules: RoutingRules, roots: list[str], path_map: PathMap = ()):
-    def handle(body: bytes, headers: dict) -> Result:
-        try:
-            msg = decode(ObjectReceived, body)
-        except UndecodableMessage as exc:
-            return Result(dead_letter_reason=str(exc))
+    def handle(msg: ObjectReceived) -> Result:
         try:
             route, ds = classify_file(msg.path, rules, roots, routing_only=True, path_map=path_map)
         except Ignored as exc:
@@ -46,7 +42,7 @@ def make_handler(rules: RoutingRules, roots: list[str], path_map: PathMap = ()):
                                  sop_class_uid=text(ds, "SOPClassUID") or "", correlation_id=msg.correlation)
         return Result([Publish(broker.EXTRACT_EXCHANGE, route, request.encode())])
 
-    return handle
+    return broker.bind(ObjectReceived, handle)
 
 
 def run(settings, stop=None) -> None:

@@ -7,7 +7,7 @@ from services.extractors.common import ExtractOptions
 from services.extractors.routes import EXTRACT_ROUTES, extract
 from shared import broker
 from shared.broker import Publish, Result
-from shared.messages import ExtractRequest, ReportReady, UndecodableMessage, decode
+from shared.messages import ExtractRequest, ReportReady
 from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness
@@ -30,11 +30,7 @@ def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> Dos
 
 
 def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map: PathMap = ()):
-    def handle(body: bytes, headers: dict) -> Result:
-        try:
-            msg = decode(ExtractRequest, body)
-        except UndecodableMessage as exc:
-            return Result(dead_letter_reason=str(exc))
+    def handle(msg: ExtractRequest) -> Result:
         try:
             report = extract_file(check_ingest_path(msg.path, roots, path_map), route, options)
         except (Ignored, Failed) as exc:
@@ -46,7 +42,7 @@ def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map
         ready = ReportReady(path=msg.path, report=report, correlation_id=msg.correlation)
         return Result([Publish(broker.REPORTS_EXCHANGE, "writer", ready.encode())])
 
-    return handle
+    return broker.bind(ExtractRequest, handle)
 
 
 def run(settings, routes: list[str] | None = None, stop=None) -> None:

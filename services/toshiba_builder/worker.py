@@ -34,7 +34,7 @@ from shared.broker import Publish, Publisher, Result, outcome
 from shared.database import Database, migrate
 from shared.dicom import read_header, read_object
 from shared.ledger import record_outcome
-from shared.messages import ExtractRequest, ObjectReceived, ReportReady, UndecodableMessage, decode
+from shared.messages import ExtractRequest, ObjectReceived, ReportReady
 from shared.outcome import Failed
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness, database_answers
@@ -49,11 +49,7 @@ def output_dir(settings) -> Path:
 
 
 def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str], path_map: PathMap = ()):
-    def handle(body: bytes, headers: dict) -> Result:
-        try:
-            msg = decode(ExtractRequest, body)
-        except UndecodableMessage as exc:
-            return Result(dead_letter_reason=str(exc))
+    def handle(msg: ExtractRequest) -> Result:
         try:
             obj = collect(read_header(check_ingest_path(msg.path, roots, path_map)), msg.path, options)
         except Failed as exc:
@@ -71,7 +67,7 @@ def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]
             return Result(requeue=True)
         return Result()
 
-    return handle
+    return broker.bind(ExtractRequest, handle)
 
 
 def dose_page_reader(roots: list[str], path_map: PathMap = ()):

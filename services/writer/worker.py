@@ -12,17 +12,13 @@ from shared import broker, metrics
 from shared.broker import Publish, Result
 from shared.database import Database, migrate
 from shared.outcome import Failed
-from shared.messages import Outcome, ReportReady, StudyStored, UndecodableMessage, decode
+from shared.messages import Outcome, ReportReady, StudyStored
 from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
 
 def make_handlers(db: Database) -> dict[str, broker.Handler]:
-    def on_report(body: bytes, headers: dict) -> Result:
-        try:
-            msg = decode(ReportReady, body)
-        except UndecodableMessage as exc:
-            return Result(dead_letter_reason=str(exc))
+    def on_report(msg: ReportReady) -> Result:
         try:
             db.run(lambda conn: store_report(conn, msg.report, msg.path))
         except RetryError:
@@ -36,11 +32,7 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         study = StudyStored(study_instance_uid=msg.report.study.study_instance_uid, correlation_id=msg.correlation)
         return Result(publishes=[Publish(broker.ALERTS_EXCHANGE, "alerts", study.encode())])
 
-    def on_outcome(body: bytes, headers: dict) -> Result:
-        try:
-            msg = decode(Outcome, body)
-        except UndecodableMessage as exc:
-            return Result(dead_letter_reason=str(exc))
+    def on_outcome(msg: Outcome) -> Result:
 
         def write(conn):
             with conn.transaction():
@@ -54,7 +46,7 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         metrics.object_outcome(msg.route, msg.status)
         return Result()
 
-    return {"writer": on_report, "outcomes": on_outcome}
+    return {"writer": broker.bind(ReportReady, on_report), "outcomes": broker.bind(Outcome, on_outcome)}
 
 
 def run(settings, stop=None) -> None:

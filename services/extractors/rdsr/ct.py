@@ -14,12 +14,12 @@ are never read.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 from pydicom.dataset import Dataset
 
 from services.extractors.common import count_out_of_range
-from shared import sr
+from shared import sr, units
 from shared.dicom import person_name
 from shared.outcome import Ignored
 from shared.report import REPORTED_SSDE, Ct, CtEvent, CtSource, DoseCheck
@@ -31,41 +31,9 @@ Warn = Callable[[str], None]
 # --- units ------------------------------------------------------------------------------------
 
 
-class Unit(NamedTuple):
-    """The unit a DoseReport field is in, and the UCUM codes (with unambiguous misspellings such
-    as GE's "mGycm") a value may arrive in, each with its factor to that unit."""
-
-    name: str
-    factors: Mapping[str, float]
-
-
-def _product(left: Mapping[str, float], right: Mapping[str, float]) -> dict[str, float]:
-    # "mGy.cm" is UCUM; GE writes "mGycm". Both split one way only, so both are safe to read.
-    return {f"{a}{sep}{b}": fa * fb for a, fa in left.items() for b, fb in right.items()
-            for sep in (".", "")}
-
-
-_DOSE_TO_MGY = {"mGy": 1.0, "Gy": 1e3, "cGy": 10.0, "dGy": 100.0, "uGy": 1e-3}
-_LENGTH_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1e3}
-_LENGTH_TO_CM = {k: v / 10.0 for k, v in _LENGTH_TO_MM.items()}
-
-MGY = Unit("mGy", _DOSE_TO_MGY)
-MGY_CM = Unit("mGy.cm", _product(_DOSE_TO_MGY, _LENGTH_TO_CM))
-MSV = Unit("mSv", {"mSv": 1.0, "Sv": 1e3, "uSv": 1e-3})
-MM = Unit("mm", _LENGTH_TO_MM)
-SECONDS = Unit("s", {"s": 1.0, "ms": 1e-3, "us": 1e-6})
-MA = Unit("mA", {"mA": 1.0, "A": 1e3, "uA": 1e-3})
-KV = Unit("kV", {"kV": 1.0, "V": 1e-3, "kVp": 1.0})
-# Counts and ratios: UCUM annotations ("{events}", "{ratio}", "{X-Ray sources}"), "1", or an
-# annotation written without braces (GE: "X-ray sources"). Only a physical unit is refused.
-COUNT = Unit("count", {})
-
-_PHYSICAL = {u for unit in (MGY, MGY_CM, MSV, MM, SECONDS, MA, KV) for u in unit.factors}
-
-
-def _normalised(unit: str) -> str:
-    # Separators vendors use for a UCUM product: "mGy*cm", "mGy cm", "mGy·cm" all mean mGy.cm.
-    return unit.strip().replace("*", ".").replace("·", ".").replace(" ", ".")
+# One table for every route (shared/units.py); these are the names the CT templates use.
+MGY, MGY_CM, MSV = units.DOSE_MGY, units.DLP_MGYCM, units.EFFECTIVE_DOSE_MSV
+MM, SECONDS, MA, KV, COUNT = units.MM, units.SECONDS, units.MA, units.KV, units.COUNT
 
 
 class Num(NamedTuple):
@@ -73,7 +41,7 @@ class Num(NamedTuple):
 
     code: Code
     name: str
-    unit: Unit
+    unit: units.Unit
 
 
 # TID 10012 CT Accumulated Dose Data
@@ -155,14 +123,14 @@ def number(container: Optional[Dataset], num: Num, warn: Warn) -> Optional[float
         warn(f"{label}: {problem}; left empty")
         return None
     if num.unit is COUNT:
-        if unit is not None and _normalised(unit) in _PHYSICAL:
+        if unit is not None and units.is_physical(unit):
             warn(f"{label}: unit {unit!r} is not a count or ratio; left empty")
             return None
         return value
     if unit is None:
         warn(f"{label}: no unit (expected {num.unit.name}); left empty")
         return None
-    factor = num.unit.factors.get(_normalised(unit))
+    factor = units.factor(unit, num.unit)
     if factor is None:
         warn(f"{label}: unit {unit!r} is not {num.unit.name} or a unit convertible to it; left empty")
         return None

@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional, Union
 from pydicom.dataset import Dataset
 
 from services.extractors.common import count_out_of_range
-from services.extractors.rdsr.quantities import COUNT, MA, MM, Unit, convert
+from shared.units import COUNT, MA, MM, Unit, convert
 from shared import sr
 from shared.report import Filter
 from shared.sr import DCM, SCT, SRT, Code

@@ -38,7 +38,7 @@ from services.extractors.rdsr.irradiation import (
     laterality_item,
     tube_current_mA,
 )
-from services.extractors.rdsr.quantities import DOSE_MGY, KV, MM, MS, NEWTON, UAS
+from shared.units import DOSE_MGY, KV, MM, MS, NEWTON, UAS
 from shared import sr
 from shared.outcome import Ignored
 from shared.report import AccumulatedAgd, Mammography, MammographyEvent

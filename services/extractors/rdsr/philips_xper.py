@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from services.extractors.rdsr.irradiation import Reader, concept
-from services.extractors.rdsr.quantities import MM
+from shared.units import MM
 from shared.sr import Code
 
 PHI = "99PHI-IXR-XPER"

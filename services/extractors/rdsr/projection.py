@@ -60,7 +60,7 @@ from services.extractors.rdsr.irradiation import (
     tube_current_mA,
 )
 from services.extractors.rdsr import philips_xper
-from services.extractors.rdsr.quantities import (
+from shared.units import (
     COUNT,
     DAP_GYM2,
     DEG,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 
 from services.extractors.rdsr.irradiation import Problems, Reader, concept
-from services.extractors.rdsr.quantities import DAP_GYM2, SECONDS
+from shared.units import DAP_GYM2, SECONDS
 from shared.outcome import Ignored
 from shared.report import Projection, ProjectionPlane
 from shared.sr import Code
