@@ -12,7 +12,7 @@ from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness
 from shared.report import DoseReport
-from shared import routes
+from shared.routes import BY_NAME as ROUTES_BY_NAME
 
 
 def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> DoseReport:
@@ -48,7 +48,7 @@ def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map
 def run(settings, routes: list[str] | None = None, stop=None) -> None:
     options = ExtractOptions.from_settings(settings)
     routes = routes or list(EXTRACT_ROUTES)
-    handlers = {routes.BY_NAME[r].queue: make_handler(r, options, settings.ingest_roots, settings.path_map)
+    handlers = {ROUTES_BY_NAME[r].queue: make_handler(r, options, settings.ingest_roots, settings.path_map)
                 for r in routes}
     broker.consume(settings.amqp_url, handlers, prefetch=settings.prefetch,
                    delivery_limit=settings.delivery_limit, stop=stop, readiness=Readiness(settings.ready_file))
