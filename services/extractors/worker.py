@@ -1,12 +1,11 @@
 """The extractor service: ExtractRequest -> ReportReady for the writer, or an outcome."""
 from __future__ import annotations
 
-from shared.broker import outcome
-from shared.dicom import read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.routes import EXTRACT_ROUTES, extract
 from shared import broker
-from shared.broker import Publish, Result
+from shared.broker import Publish, Result, outcome
+from shared.dicom import read_header
 from shared.messages import ExtractRequest, ReportReady
 from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
