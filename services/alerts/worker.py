@@ -13,7 +13,7 @@ from services.alerts.store import evaluate_stored
 from shared import broker, metrics
 from shared.broker import Result
 from shared.database import Database, migrate
-from shared.messages import StudyStored, UndecodableMessage, decode
+from shared.messages import StudyStored
 from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,7 @@ def count_raised(new) -> None:
 
 
 def make_handlers(db: Database, rules: RuleSet) -> dict[str, broker.Handler]:
-    def on_study(body: bytes, headers: dict) -> Result:
-        try:
-            msg = decode(StudyStored, body)
-        except UndecodableMessage as exc:
-            return Result(dead_letter_reason=str(exc))
+    def on_study(msg: StudyStored) -> Result:
         try:
             new = db.run(lambda conn: evaluate_stored(conn, msg.study_instance_uid, rules))
         except RetryError:
@@ -39,7 +35,7 @@ def make_handlers(db: Database, rules: RuleSet) -> dict[str, broker.Handler]:
         count_raised(new)
         return Result()
 
-    return {"alerts": on_study}
+    return {"alerts": broker.bind(StudyStored, on_study)}
 
 
 def run(settings, stop=None, rules: Optional[RuleSet] = None) -> None:
