@@ -18,7 +18,7 @@ from services.audit.references import (DATA, ReferenceError, available_drl_sets,
                                        load_target_regions)
 from services.audit.statistics import Group, StudyPoint, local_drl, median, percentile
 from services.audit.water_equivalent import dw_from_dataset, dw_from_hu
-from shared.assembly import assemble
+from services.writer.assembly import assemble
 from shared.report import REPORTED_SSDE, Ct, CtEvent, DoseReport, Patient, Study
 from shared.settings import Settings
 from tests.conftest import CORPUS, corpus_file, report_of

@@ -14,7 +14,7 @@ import pytest
 from services.audit.config import load_config
 from services.audit.html_report import render
 from services.audit.statistics import audit, table_rows
-from shared.assembly import assemble
+from services.writer.assembly import assemble
 from shared.settings import Settings
 from tests.conftest import CT_SR_CASES, corpus_file, report_of
 
