@@ -157,6 +157,20 @@ def cmd_audit(args, settings: Settings) -> int:
         return run_audit(conn, settings, args)
 
 
+def cmd_quality(args, settings: Settings) -> int:
+    from doseflow import quality
+
+    with _database(settings) as conn:
+        found = quality.devices(quality.stored_rows(conn, args.date_from, args.date_to))
+    if args.json:
+        sys.stdout.write(quality.as_json(found) + "\n")
+    elif args.csv:
+        sys.stdout.write(quality.as_csv(found))
+    else:
+        sys.stdout.write(quality.as_table(found))
+    return 0
+
+
 def cmd_publish(args, settings: Settings) -> int:
     from doseflow.importer import expand_paths
     from shared.broker import INGEST_EXCHANGE, Publish, Publisher
@@ -472,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--remap", action="store_true", help="first recompute every stored study's category, "
                    "estimates and DRL ratios with the current mapping and reference data (no re-import)")
     s.set_defaults(func=cmd_audit)
+
+    s = sub.add_parser("quality", help="per device: objects, studies, missing values, warnings, values out of range")
+    s.add_argument("--from", dest="date_from", type=_iso_date, help="first study date, YYYY-MM-DD (inclusive)")
+    s.add_argument("--to", dest="date_to", type=_iso_date, help="last study date, YYYY-MM-DD (inclusive)")
+    form = s.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON array, one object per device")
+    form.add_argument("--csv", action="store_true", help="CSV, one row per device")
+    s.set_defaults(func=cmd_quality)
 
     s = sub.add_parser("publish", help="put ObjectReceived messages on the broker (with confirms)")
     s.add_argument("paths", nargs="+")

@@ -53,6 +53,7 @@ STUDY_COLUMNS = [
     Column("Model", _get("equipment", "model")),
     Column("Station name", _get("equipment", "station_name")),
     Column("Institution", _get("equipment", "institution_name")),
+    Column("Device key", _get("equipment", "device_key")),  # shared/device.py: one key per device
     Column("Patient age (years)", _get("patient", "age_years")),
     Column("Patient sex", _get("patient", "sex")),
     Column("Patient size (m)", _get("patient", "size_m")),

@@ -61,6 +61,9 @@ class Equipment(_Model):
     serial_number: Optional[str] = None
     software_versions: Optional[str] = None
     device_observer_uid: Optional[str] = None
+    # One stable key per device from the identifiers above (shared/device.py, README "Device
+    # identity"), set after every route; exports and `doseflow quality` group by it.
+    device_key: Optional[str] = None
 
 
 class Source(_Model):

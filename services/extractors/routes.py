@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions
-from shared import plausibility
 from services.extractors.privacy import protect
+from shared import device, plausibility
 from shared.outcome import Failed
 from shared.report import DoseReport
 from shared import routes
@@ -40,6 +40,7 @@ def extract(ds: Dataset, route: str, options: ExtractOptions = DEFAULT_OPTIONS) 
     drop_impossible_numbers(report, report, "")
     plausibility.check(report)
     protect(report, options)
+    report.equipment.device_key = device.key_of(report)
     return report
 
 

@@ -28,6 +28,7 @@ CREATE TABLE study (
     serial_number text,
     software_versions text,
     device_observer_uid text,
+    device_key text,
     ct_total_dlp_mgycm double precision,
     ct_total_events integer,
     ct_total_effective_dose_msv double precision,

@@ -26,6 +26,9 @@ ROUTE = routes.RDSR.name
 XRAY_DOSE_REPORT = DCM("113701")
 VARIC_SUMMARY = Code("99SMS_RADSUM", "C-10")
 DEVICE_OBSERVER_UID = DCM("121012")
+DEVICE_OBSERVER_MANUFACTURER = DCM("121014")
+DEVICE_OBSERVER_MODEL = DCM("121015")
+DEVICE_OBSERVER_SERIAL = DCM("121016")
 PROCEDURE_REPORTED = DCM("121058")
 CT_ACCUMULATED = DCM("113811")
 PROJECTION_XRAY = DCM("113704")
@@ -77,6 +80,12 @@ def extract_report(ds: Dataset, options: ExtractOptions) -> DoseReport:
             or first_text(ds, "RequestedProcedureDescription")
     equipment = equipment_from_header(ds)
     equipment.device_observer_uid = sr.uid(sr.find(ds, DEVICE_OBSERVER_UID))
+    # The device observer context names the device too; it fills what the header leaves empty
+    # (a Philips Allura gives its model only there), so that the device key has it.
+    for name, code in (("manufacturer", DEVICE_OBSERVER_MANUFACTURER), ("model", DEVICE_OBSERVER_MODEL),
+                       ("serial_number", DEVICE_OBSERVER_SERIAL)):
+        if getattr(equipment, name) is None:
+            setattr(equipment, name, sr.text(sr.find(ds, code)) or None)
     report = DoseReport(study=study, patient=patient_from_header(ds, study.study_date, options),
                         equipment=equipment, sources=[source_of(ds, ROUTE)])
 
