@@ -15,7 +15,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from tests.conftest import expected, lookup, _norm
+from tests.conftest import assert_matches_expected
 from tests.integration.conftest import doseflow, ledger, wait_until
 from tests.integration.pacs import WINDOW, free_port, echo, start_dcmqrscp, start_orthanc, study_set
 
@@ -68,21 +68,7 @@ def backfill(env, *args, check=False):
 def assert_expected_except_dates(report: dict, case: str) -> None:
     """Every value the corpus expects for `case`, but the study date (moved into the test
     window) and the patient age that follows from it."""
-    exp = expected(case)
-    problems = []
-    for path, want in exp["expect"].items():
-        if path.startswith(("study.study_date", "patient.age")):
-            continue
-        got = lookup(report, path)
-        if isinstance(want, (int, float)) and not isinstance(want, bool):
-            ok = isinstance(got, (int, float)) and abs(got - want) <= exp.get("tolerance_rel", 1e-4) * abs(want) + 1e-12
-        elif isinstance(want, str) and isinstance(got, str):
-            ok = _norm(got) == _norm(want)
-        else:
-            ok = got == want
-        if not ok:
-            problems.append(f"{path}: expected {want!r}, got {got!r}")
-    assert not problems, f"{case}: " + "\n".join(problems)
+    assert_matches_expected(report, case, skip=("study.study_date", "patient.age"))
 
 
 def test_orthanc_backfill_moves_exactly_the_dose_objects_and_a_second_run_nothing(receiver, workers, tmp_path,
