@@ -213,6 +213,7 @@ def poison(p: Pipeline, work: Path) -> Row:
     vanishing.unlink()
     p.start("extractor", 2)
     p.start("toshiba-builder")
+    p.start("alerts")  # the writer's StudyStored messages: the queues drain only with it
 
     p.publish([v for k, v in files.items() if k != "file deleted before extraction"])
     p.publish_raw(b"\xff\xfe this is not JSON")
