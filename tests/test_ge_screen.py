@@ -78,6 +78,33 @@ def test_a_scan_range_that_does_not_read_keeps_the_doses_and_notes_the_empty_len
     assert row.notes and "scan range" in row.notes[0]
 
 
+def test_a_lost_s_letter_before_a_1_is_not_guessed_into_a_wrong_length():
+    # Seen in Liberation Mono 18 px: every preparation reads S12.250 as "12.250". Taken as I2.250 the
+    # length would be 285.5 mm, where 300.0 is printed; both (and 275.5) fit 457.38 / 14.52 = 315 mm.
+    screen = parse_dose_screen(GE_SCREEN.replace("S12.250-I287.750", "12.250-1287.750"))
+    row = screen.rows[1]
+    assert (row.ctdivol_mGy, row.dlp_mGycm, row.phantom, row.scanning_length_mm) == (14.52, 457.38, "body32", None)
+    assert len(row.notes) == 1 and "ambiguously" in row.notes[0] and "285.5, 300" in row.notes[0]
+    assert [r.scanning_length_mm for r in screen.rows[2:]] == [20.0, 0.0, 20.0, 10.0]
+
+
+def test_a_digit_in_the_letter_place_is_resolved_when_only_one_reading_fits_dlp_over_ctdivol():
+    # I10.000-I30.000 read as 110.000-130.000: 20 mm (as I10-I30, or I110-I130) fits 110.20 / 55.10 = 20 mm;
+    # 80, 120, 140, 240 mm do not. Cine S5.000-I15.000 read as 55.000-115.000: only 20 mm fits a 20 mm beam.
+    screen = parse_dose_screen(GE_SCREEN.replace("I10.000-I30.000", "110.000-130.000")
+                               .replace("S5.000-I15.000", "55.000-115.000"))
+    assert [r.scanning_length_mm for r in screen.rows] == [None, 300.0, 20.0, 0.0, 20.0, 10.0]
+    assert all(r.notes == [] and r.position_alternatives == [] for r in screen.rows)
+
+
+def test_a_stationary_range_wider_than_its_beam_is_dropped():
+    # SmartView: 8.25 / 8.25 = 10 mm of beam cannot hold images over 210 mm
+    screen = parse_dose_screen(GE_SCREEN.replace("I100.000-I110.000", "I100.000-I310.000"))
+    row = screen.rows[5]
+    assert (row.ctdivol_mGy, row.dlp_mGycm, row.scanning_length_mm) == (8.25, 8.25, None)
+    assert len(row.notes) == 1 and "at least the scanned one)" in row.notes[0]
+
+
 def test_rows_not_adding_up_to_total_exam_dlp_fail():
     with pytest.raises(Failed, match="all rows add up to DLP 696.00 mGy.cm but the screen total is 696.1"):
         parse_dose_screen(GE_SCREEN.replace("696.00", "696.10"))

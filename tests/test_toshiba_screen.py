@@ -585,7 +585,7 @@ def test_the_length_check_allows_for_the_rounding_of_the_printed_doses():
     assert screen.rows[0].scanning_length_mm == 5.5
 
 
-def test_localizer_and_stationary_rows_are_not_length_checked():
+def test_a_stationary_range_within_its_beam_is_kept():
     rows = [ScreenRow(scan_type="VOLUME", acquisition_type="Stationary Acquisition", ctdivol_mGy=100.0,
                       dlp_mGycm=1600.0, start_position_mm=0.0, end_position_mm=0.0)]
     screen = DoseScreen(rows=rows, dlp_unassigned_mGycm=1600.0)

@@ -3,8 +3,12 @@
 One row per series: `<series> <type> <S|I>pos-<S|I>pos <CTDIvol> <DLP> <phantom>`, e.g.
 `2  Helical  S12.250-I287.750  14.52  425.68  Body 32`; a scout row `1  Scout  -  -  -`; and the
 study total `Total Exam DLP:  498.92`. Positions are superior (S, +) or inferior (I, -) of the
-landmark. GE always prints the letter, so the first character of a position is its letter even
-when the OCR read it as a digit (I as 1, S as 5): `1172.500` is I172.500."""
+landmark. GE always prints the letter, so the first character of a position is taken as its
+letter even when the OCR read it as a digit (I as 1, S as 5): `1172.500` is I172.500. But a digit
+there may also be a real digit whose letter the OCR dropped (`S12.250` read as `12.250`, seen in
+Liberation Mono): the row then also carries the positions that reading allows
+(`ScreenRow.position_alternatives`), and the scanning-length check keeps a length only when one
+length among them fits DLP / CTDIvol."""
 from __future__ import annotations
 
 import re
@@ -23,6 +27,8 @@ _PHANTOM = re.compile(r"\s*(?P<ph>H\s*E\s*A\s*D|B\s*[O0Q]\s*D\s*[YV])\s*(?:\d{2}
 _DOSE = r"(?P<{}>\d+\.\d+|\d+|-)"
 _DOSES = re.compile(r"\s*" + _DOSE.format("ctdi") + r"\s+" + _DOSE.format("dlp") + r"\s*$")
 _POSITION_LETTER = {"S": 1.0, "5": 1.0, "$": 1.0, "I": -1.0, "1": -1.0, "L": -1.0, "|": -1.0}
+# A digit in the letter's place: either the letter misread, or a digit whose letter was lost.
+_DIGIT_LETTERS = ("1", "5")
 _RANGE = re.compile(r"^(?P<l1>[SI15$L|])(?P<p1>\d+\.\d+)-(?P<l2>[SI15$L|])(?P<p2>\d+\.\d+)$")
 
 
@@ -83,9 +89,22 @@ def _row(line: str) -> Optional[ScreenRow]:
     if scan_range not in ("", "-"):
         positions = _RANGE.match(scan_range)
         if positions:
-            row.start_position_mm = _POSITION_LETTER[positions.group("l1")] * float(positions.group("p1"))
-            row.end_position_mm = _POSITION_LETTER[positions.group("l2")] * float(positions.group("p2"))
+            starts = _position_readings(positions.group("l1"), positions.group("p1"))
+            ends = _position_readings(positions.group("l2"), positions.group("p2"))
+            row.start_position_mm, row.end_position_mm = starts[0], ends[0]
+            row.position_alternatives = [(s, e) for s in starts for e in ends if (s, e) != (starts[0], ends[0])]
         else:
             row.notes.append(f"scan range {scan_range[:40]!r} not read as two positions; scanning length "
                              "left empty")
     return row
+
+
+def _position_readings(letter: str, digits: str) -> list[float]:
+    """The positions a lettered position's text allows, the likeliest first: the letter as read
+    (a 1 or 5 taken as I or S), and where a digit stands in the letter's place, that digit as part
+    of the number with the letter lost (either side of the landmark)."""
+    readings = [_POSITION_LETTER[letter] * float(digits)]
+    if letter in _DIGIT_LETTERS:
+        whole = float(letter + digits)
+        readings += [whole, -whole]
+    return readings

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.outcome import Failed
 
 Phantom = Literal["head16", "body32"]
-Phantom = Literal["head16", "body32"]
 
 # Acquisition-type CodeMeanings (CID 10013) for the scan-type words of the screens
 # (PixelMed CTScanType, spec §2.5 and §5). Toshiba's NORMAL is its axial scan; VOLUME and DYNAMIC
@@ -62,6 +61,9 @@ class ScreenRow(_Model):
     end_position_mm: Optional[float] = None
     # Decimals printed for CTDIvol/DLP: the rounding the matching and the cross-check allow for.
     dose_decimals: int = 1
+    # Other (start, end) pairs the OCR text equally allows (a GE position whose letter may have been
+    # lost, ge_screen): the length is kept only when DLP / CTDIvol leaves one (check_scanning_lengths).
+    position_alternatives: list[tuple[float, float]] = Field(default_factory=list)
     summary_uid: Optional[str] = None  # SeriesInstanceUID of the summary's pages (read_summary)
     # What the reading noticed about this row (a value it could not read and left empty).
     notes: list[str] = Field(default_factory=list)
@@ -207,20 +209,27 @@ def _compare(what: str, rows: list[ScreenRow], total: Optional[float], total_dec
 
 
 # --- Scanning length against DLP / CTDIvol -----------------------------------------------------
-# DLP = CTDIvol x irradiated length, so DLP / CTDIvol is the length the beam covered. For a
-# helical or axial acquisition that is never shorter than the scanned range: helical scans
-# irradiate beyond the image range (overranging: the interpolation needs data past each end), and
-# for axial scans CTDIvol already spreads the dose over the table increment, so DLP / CTDIvol is
-# (rotations x increment), at least the range from the first to the last image. It is rarely
-# much longer: overranging is about one rotation's table feed in total, at most pitch 1.5 x 40 mm
-# (the widest helical collimation of these scanner generations) = 60 mm, and a screen's range may
-# be one reconstruction's images inside a longer acquisition, which the 1.5 factor allows for.
-# A length outside [range - 1 mm, 1.5 x range + 60 mm] is a misread position (or dose): the row
-# keeps its dose values, which the DLP total checked, and loses the length, with a warning.
+# DLP = CTDIvol x irradiated length, so DLP / CTDIvol is the length the beam covered. For any
+# acquisition that is never shorter than the range its images cover: helical scans irradiate
+# beyond the image range (overranging: the interpolation needs data past each end); for axial
+# scans CTDIvol already spreads the dose over the table increment, so DLP / CTDIvol is
+# (rotations x increment), at least the range from the first to the last image; a stationary
+# (cine, volume, SmartView) acquisition's DLP / CTDIvol is its beam width, and its images lie
+# within the beam. For helical and axial scans it is also rarely much longer: overranging is
+# about one rotation's table feed in total, at most pitch 1.5 x 40 mm (the widest helical
+# collimation of these scanner generations) = 60 mm, and a screen's range may be one
+# reconstruction's images inside a longer acquisition, which the 1.5 factor allows for. (A
+# stationary acquisition's images may cover a thin slab of a wide beam: no upper bound.)
+# A length outside these bounds is a misread position (or dose): the row keeps its dose values,
+# which the DLP total checked, and loses the length, with a warning. Where the text allows other
+# positions (`ScreenRow.position_alternatives`), a length is kept only when exactly one length
+# among all the readings fits: two that fit are a guess, and a guessed length is not stored.
 LENGTH_CHECKED_TYPES = ("Spiral Acquisition", "Sequenced Acquisition")
+BEAM_BOUNDED_TYPES = ("Stationary Acquisition", "Free Acquisition")  # lower bound only
 POSITION_SLACK_MM = 1.0  # table positions are printed to 0.01 mm; a reading may round
 OVERRANGING_MAX_MM = 60.0
 RANGE_FACTOR_MAX = 1.5
+SAME_LENGTH_MM = 1e-3
 
 
 def irradiated_length_bounds_mm(row: ScreenRow) -> Optional[tuple[float, float]]:
@@ -234,19 +243,44 @@ def irradiated_length_bounds_mm(row: ScreenRow) -> Optional[tuple[float, float]]
             10.0 * (row.dlp_mGycm + half) / (row.ctdivol_mGy - half))
 
 
+def length_fits(row: ScreenRow, length_mm: float) -> Optional[bool]:
+    """Whether a scanned length fits the row's DLP / CTDIvol; None where nothing can be said
+    (a localizer, or a row without both doses)."""
+    bounds = irradiated_length_bounds_mm(row)
+    if bounds is None or row.acquisition_type not in LENGTH_CHECKED_TYPES + BEAM_BOUNDED_TYPES:
+        return None
+    least, greatest = bounds
+    if greatest < length_mm - POSITION_SLACK_MM:
+        return False
+    return row.acquisition_type in BEAM_BOUNDED_TYPES or least <= RANGE_FACTOR_MAX * length_mm + OVERRANGING_MAX_MM
+
+
 def check_scanning_lengths(screen: DoseScreen) -> None:
-    """Drop (with a note on the row) a helical or axial scanning length that DLP / CTDIvol rules
-    out; see the bounds above."""
+    """Drop (with a note on the row) a scanning length that DLP / CTDIvol rules out, or that the
+    OCR text leaves ambiguous; see the bounds above."""
     for row in screen.rows:
         length = row.scanning_length_mm
-        bounds = irradiated_length_bounds_mm(row)
-        if row.acquisition_type not in LENGTH_CHECKED_TYPES or length is None or bounds is None:
+        if length is None:
+            row.position_alternatives = []
             continue
-        least, greatest = bounds
-        if greatest >= length - POSITION_SLACK_MM and least <= RANGE_FACTOR_MAX * length + OVERRANGING_MAX_MM:
+        pairs = [(row.start_position_mm, row.end_position_mm), *row.position_alternatives]
+        row.position_alternatives = []
+        verdicts = [(pair, round(abs(pair[1] - pair[0]), 6)) for pair in pairs]
+        fitting = [(pair, pair_length) for pair, pair_length in verdicts if length_fits(row, pair_length) is not False]
+        lengths = sorted({pair_length for _, pair_length in fitting})
+        if lengths and lengths[-1] - lengths[0] <= SAME_LENGTH_MM:
+            row.start_position_mm, row.end_position_mm = fitting[0][0]
             continue
-        row.notes.append(
-            f"scanning length {length:g} mm does not fit DLP / CTDIvol = {10 * row.dlp_mGycm / row.ctdivol_mGy:.1f} mm "
-            f"(the irradiated length is at least the scanned one and at most 1.5 x it + {OVERRANGING_MAX_MM:g} mm): "
-            "a position is misread; length left empty, dose values kept")
+        irradiated = (f"DLP / CTDIvol = {10 * row.dlp_mGycm / row.ctdivol_mGy:.1f} mm"
+                      if row.dlp_mGycm is not None and row.ctdivol_mGy else "no DLP / CTDIvol")
+        if not lengths:
+            bound = ("at least the scanned one and at most 1.5 x it + "
+                     f"{OVERRANGING_MAX_MM:g} mm" if row.acquisition_type in LENGTH_CHECKED_TYPES
+                     else "at least the scanned one")
+            row.notes.append(f"scanning length {length:g} mm does not fit {irradiated} (the irradiated length is "
+                             f"{bound}): a position is misread; length left empty, dose values kept")
+        else:
+            row.notes.append(f"scan range read ambiguously (a position's S/I letter may have been lost): "
+                             f"lengths {', '.join(f'{v:g}' for v in lengths)} mm all fit {irradiated}; "
+                             "length left empty, dose values kept")
         row.start_position_mm = row.end_position_mm = None
