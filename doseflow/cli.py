@@ -30,7 +30,7 @@ def _database(settings: Settings):
 def _rules(settings: Settings):
     from services.classifier.rules import RoutingRules
 
-    return RoutingRules(tuple(settings.toshiba_models))
+    return RoutingRules(tuple(settings.toshiba_models), settings.dw_from_images)
 
 
 def _options(settings: Settings):
@@ -71,7 +71,8 @@ def cmd_import(args, settings: Settings) -> int:
 
         summary = import_paths(conn, paths, rules=_rules(settings), options=_options(settings), route=route,
                                toshiba_output=output_dir(settings), progress=Progress(len(paths)),
-                               alert_rules=alert_rules, roots=settings.ingest_roots, unreadable=unreadable)
+                               alert_rules=alert_rules, roots=settings.ingest_roots, unreadable=unreadable,
+                               dw_interval_mm=settings.dw_sample_interval_mm)
     for path, status, reason in summary.problems:
         if status == "failed" or args.verbose:
             print(f"{status}: {path}: {reason}", file=sys.stderr)
@@ -99,6 +100,13 @@ def cmd_extract(args, settings: Settings) -> int:
         if route == registry.TOSHIBA.name:
             raise Ignored("legacy Toshiba CT object: a Toshiba study is built from all its objects "
                           "(doseflow import --as toshiba FOLDER)")
+        if route == registry.CT_DW.name:
+            from services.ct_dw.stage import measure_file
+
+            m = measure_file(args.file, args.file, sample=False, header=ds)
+            raise Ignored(f"CT image without dose data: water-equivalent diameter {m.dw_mm:.1f} mm (AAPM 220: patient "
+                          f"area {m.area_mm2:.0f} mm², mean {m.mean_hu:.0f} HU), for the SSDE of its irradiation event "
+                          "when imported with the study's RDSR")
         report = extract_file(args.file, route, _options(settings), ds)
     except Ignored as exc:
         print(json.dumps({"outcome": "ignored", "reason": exc.reason}))
@@ -247,6 +255,10 @@ def cmd_worker(args, settings: Settings) -> int:
         run_extractor(settings, args.routes or None, stop=stop)
     elif kind == "writer":
         from services.writer.worker import run
+
+        run(settings, stop=stop)
+    elif kind == "ct-dw":
+        from services.ct_dw.worker import run
 
         run(settings, stop=stop)
     elif kind == "toshiba-builder":
@@ -500,8 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("worker", help="run one service against the broker")
-    s.add_argument("kind", choices=["classifier", "extractor", "toshiba-builder", "writer", "receiver", "alerts",
-                                    "notifier"])
+    s.add_argument("kind", choices=["classifier", "extractor", "ct-dw", "toshiba-builder", "writer", "receiver",
+                                    "alerts", "notifier"])
     s.add_argument("routes", nargs="*", help="extractor only: rdsr mg_image dx_image ct_philips (default all)")
     s.set_defaults(func=cmd_worker)
 

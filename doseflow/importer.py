@@ -24,7 +24,9 @@ from services.extractors.common import ExtractOptions
 from services.extractors.worker import extract_file
 from services.alerts.rules import RuleSet
 from services.alerts.store import evaluate_stored
-from services.writer.store import store_report as _store_report, stored_objects
+from services.writer.store import store_measurement as _store_measurement, store_report as _store_report, stored_objects
+from services.audit.water_equivalent import SAMPLE_INTERVAL_MM
+from services.ct_dw.stage import measure_file
 from shared.ledger import record_outcome
 from shared.outcome import Failed, Ignored
 from shared.paths import check_ingest_path
@@ -100,7 +102,7 @@ class Progress:
 def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRules, options: ExtractOptions,
                  toshiba_output: Path, route: Optional[str] = None, progress: Optional[Progress] = None,
                  alert_rules: Optional[RuleSet] = None, roots: Sequence[str] = (),
-                 unreadable: Sequence[tuple[str, str]] = ()) -> Summary:
+                 unreadable: Sequence[tuple[str, str]] = (), dw_interval_mm: float = SAMPLE_INTERVAL_MM) -> Summary:
     """Import each file; `route` forces one (as `--as`), else the classifier decides. Legacy
     Toshiba objects are gathered per study and built at the end (no quiet period to wait for).
     With `alert_rules`, each stored study is evaluated as the alerts service would (its
@@ -120,12 +122,19 @@ def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRu
 
     legacy: dict[str, list[Collected]] = {}
     for path in paths:
+        chosen_route = None
         try:
             if route is None:
                 chosen, ds = classify_file(path, rules, roots=list(roots))
             else:
                 chosen, ds = route, read_header(check_ingest_path(path, list(roots)))
-            if chosen == routes.TOSHIBA.name:
+            chosen_route = chosen
+            if chosen == routes.CT_DW.name:
+                measured = measure_file(path, check_ingest_path(path, list(roots)), interval_mm=dw_interval_mm,
+                                        header=ds)
+                _store_measurement(conn, measured)
+                summary.count(path, "stored")
+            elif chosen == routes.TOSHIBA.name:
                 obj = collect(ds, path, options)
                 if obj.kind == "other":
                     raise Ignored("object of a legacy CT study that is neither a dose summary page nor a CT image")
@@ -136,7 +145,8 @@ def import_paths(conn: psycopg.Connection, paths: list[str], *, rules: RoutingRu
                 summary.count(path, "stored")
         except (Ignored, Failed) as exc:
             status = "ignored" if isinstance(exc, Ignored) else "failed"
-            _record(conn, path, status, "import", exc.reason, route)
+            _record(conn, path, status, "import", exc.reason,
+                    route or (chosen_route if chosen_route == routes.CT_DW.name else None))
             summary.count(path, status, exc.reason)
         if progress:
             progress.step()

@@ -44,6 +44,7 @@ QUEUES: dict[str, tuple[str, str]] = {
     "ingest": (INGEST_EXCHANGE, "ingest"),
     **{route.queue: (EXTRACT_EXCHANGE, route.name) for route in routes.ROUTES},
     "writer": (REPORTS_EXCHANGE, "writer"),
+    "measurements": (REPORTS_EXCHANGE, "measurements"),  # CT image Dw (AAPM 220) for the writer
     "outcomes": (OUTCOMES_EXCHANGE, "outcomes"),
     "alerts": (ALERTS_EXCHANGE, "alerts"),
 }

@@ -86,7 +86,7 @@ class Outcome(Message):
     """How an object ended, when it did not end as a stored report: queue `outcomes`."""
 
     path: str
-    stage: Literal["classifier", "extractor", "toshiba_builder", "writer"]
+    stage: Literal["classifier", "extractor", "toshiba_builder", "writer", "dw_stage"]
     status: Literal["ignored", "failed"]
     reason: str
     sop_instance_uid: Optional[str] = None
@@ -94,6 +94,22 @@ class Outcome(Message):
     at: str = Field(default_factory=_now)
     # The extractor route the object was classified for; None when the classifier ended it.
     route: Optional[str] = None
+
+
+class ImageMeasured(Message):
+    """A CT image's water-equivalent diameter (AAPM 220) for the writer: queue `measurements`."""
+
+    path: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: Optional[str] = None
+    irradiation_event_uid: Optional[str] = None
+    z_mm: Optional[float] = None  # table position of the slice
+    dw_mm: float = Field(gt=0)
+    area_mm2: float = Field(gt=0)  # area of the patient contour
+    mean_hu: float
+    edge_share: float = Field(ge=0, le=1)
+    measure_ms: float = Field(ge=0)  # reading and measuring the pixel data
 
 
 class StudyStored(Message):

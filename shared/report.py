@@ -15,6 +15,9 @@ REPORT_SCHEMA = 1
 # CtEvent.ssde_method of an SSDE the scanner reported (TID 10013, DCM 113930); doseflow never
 # replaces such a value with one it computes.
 REPORTED_SSDE = "reported by the scanner (DCM 113930)"
+# CtEvent.water_equivalent_diameter_method of a Dw the scanner reported (DCM 113980); a Dw doseflow
+# measures on the study's images (services/audit/water_equivalent.py) says how it was measured.
+REPORTED_DW = "reported by the scanner (DCM 113980)"
 
 Modality = Literal["CT", "RF", "DX", "CR", "PX", "MG", "XA", "NM"]
 Route = RouteName  # one of shared/routes.py's names
@@ -128,6 +131,7 @@ class CtEvent(_Model):
     # RDSR when the scanner reports them, else SSDE computed from Dw; ssde_method says which.
     ssde_mGy: Optional[float] = None
     water_equivalent_diameter_mm: Optional[float] = None
+    water_equivalent_diameter_method: Optional[str] = None  # REPORTED_DW, or how doseflow measured it
     ssde_method: Optional[str] = None
     ssde_reason: Optional[str] = None  # why ssde_mGy is null
     # doseflow's population estimate k x DLP (services/audit), apart from the scanner's effective_dose_mSv

@@ -23,7 +23,8 @@ class Route:
     queue: str
     cli_name: str
     # "module:function" of the pure extractor (Dataset, ExtractOptions) -> DoseReport; None for
-    # a route whose objects are built into a report per study (the legacy Toshiba screens).
+    # a route whose objects are built into a report per study (the legacy Toshiba screens) or
+    # give no report of their own (CT images measured for their water-equivalent diameter).
     extractor: Optional[str]
     description: str
 
@@ -44,8 +45,12 @@ CT_PHILIPS = Route("ct_philips", "extract.ct_philips", "ctphilips", "services.ex
                    'Philips CT "Dose Info" secondary captures')
 TOSHIBA = Route("toshiba", "toshiba.collect", "toshiba", None,
                 "legacy Toshiba CT (dose screen + image headers), built per study")
+# Not a dose object: a CT axial image of a study whose dose comes in its RDSR. Its patient
+# contour gives a water-equivalent diameter (AAPM 220) for the SSDE of its irradiation event.
+CT_DW = Route("ct_dw", "measure.ct_dw", "ctdw", None,
+              "CT axial images: water-equivalent diameter (AAPM 220) for SSDE")
 
-ROUTES: tuple[Route, ...] = (RDSR, MG_IMAGE, DX_IMAGE, CT_PHILIPS, TOSHIBA)
+ROUTES: tuple[Route, ...] = (RDSR, MG_IMAGE, DX_IMAGE, CT_PHILIPS, TOSHIBA, CT_DW)
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
 BY_CLI_NAME: dict[str, Route] = {r.cli_name: r for r in ROUTES}
 # Routes whose objects are extracted one by one (the extractor worker's queues).

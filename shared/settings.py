@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_TOSHIBA_MODELS),
         description="Manufacturer/Model prefixes (case-insensitive) whose CT images and secondary "
         "captures go to the Toshiba builder")
+    dw_from_images: bool = Field(
+        True, description="send CT axial images to the Dw stage, which measures the water-equivalent "
+        "diameter (AAPM 220) of sampled images for the SSDE of their irradiation event; off: CT images are "
+        "ignored, as objects without dose")
+    dw_sample_interval_mm: float = Field(
+        20.0, gt=0, le=1000, description="the Dw stage measures one image per this much table travel "
+        "(per series); the others are ignored unread")
     toshiba_quiet_seconds: float = Field(
         120, ge=0, description="a legacy Toshiba study is built when no object arrived for this long")
     toshiba_output_dir: Optional[Path] = Field(

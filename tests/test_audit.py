@@ -17,7 +17,7 @@ from services.audit.mapping import load_map, parse_map, protocol_listing
 from services.audit.references import (DATA, ReferenceError, available_drl_sets, load_drl_set, load_k_set,
                                        load_target_regions)
 from services.audit.statistics import Group, StudyPoint, local_drl, median, percentile
-from services.audit.water_equivalent import dw_from_dataset, dw_from_hu
+from services.audit.water_equivalent import dw_from_dataset, dw_from_hu, measure_hu
 from services.writer.assembly import assemble
 from shared.report import REPORTED_SSDE, Ct, CtEvent, DoseReport, Patient, Study
 from shared.settings import Settings
@@ -255,12 +255,18 @@ def test_dw_counts_the_lungs_inside_the_patient_and_leaves_out_the_table():
     assert dw_from_hu(np.full((50, 50), -1000.0), 1.0) is None
 
 
-def test_dw_from_corpus_ct_images():
+def test_dw_of_a_corpus_ct_image_is_refused_when_the_patient_fills_the_field_of_view():
+    # The corpus's CT images are 16 x 16 pixels of water (0 HU) with a 42 HU block: everything is
+    # "patient", cut on every side by the image edge.
     ds = pydicom.dcmread(corpus_file("toshiba/toshiba_cxl_cap_contrast/IM00001.dcm"))
+    measured = measure_hu(ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept),
+                          float(ds.PixelSpacing[0]) * float(ds.PixelSpacing[1]))
+    assert measured.area_mm2 == pytest.approx(256 * 0.9765625 ** 2)  # 244.14 mm², the whole image
+    assert measured.mean_hu == pytest.approx((64 * 42 + 192 * 0) / 256)  # 10.5 HU
+    assert measured.dw_mm == pytest.approx(17.72324513, rel=1e-9)
+    assert measured.edge_share == 1.0
     dw, reason = dw_from_dataset(ds)
-    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-    assert reason is None
-    assert dw == pytest.approx(dw_from_hu(hu, float(ds.PixelSpacing[0]) * float(ds.PixelSpacing[1])))
+    assert dw is None and reason.startswith("patient cut by the field of view (100% of the image edge")
     localizer = pydicom.dcmread(corpus_file("toshiba/toshiba_cxl_cap_contrast/IM00005.dcm"))
     dw, reason = dw_from_dataset(localizer)
     assert dw is None and reason.startswith("localizer")

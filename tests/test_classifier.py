@@ -109,14 +109,17 @@ def test_a_configured_model_is_a_prefix_of_the_device_model():
 def test_a_model_not_configured_is_ignored():
     ds = toshiba_ct_image()
     with pytest.raises(Ignored) as caught:
-        classify(ds, RoutingRules(toshiba_models=("Toshiba/Asteion", "GE Medical Systems/LightSpeed Plus")))
+        classify(ds, RoutingRules(toshiba_models=("Toshiba/Asteion", "GE Medical Systems/LightSpeed Plus"),
+                                  measure_ct_images=False))
     assert "CT Image Storage" in caught.value.reason or "Secondary Capture" in caught.value.reason
     assert "TOSHIBA Aquilion" in caught.value.reason
 
 
 def test_no_configured_models_sends_nothing_to_the_toshiba_builder():
     with pytest.raises(Ignored):
-        classify(toshiba_ct_image(), RoutingRules(toshiba_models=()))
+        classify(toshiba_ct_image(), RoutingRules(toshiba_models=(), measure_ct_images=False))
+    # with the Dw stage on (the default) the axial image is measured for its SSDE instead
+    assert classify(toshiba_ct_image(), RoutingRules(toshiba_models=())) == "ct_dw"
 
 
 def test_another_configured_make_goes_to_the_toshiba_builder():
@@ -129,7 +132,7 @@ def test_a_ct_image_without_manufacturer_or_model_is_ignored():
     ds = toshiba_ct_image()
     del ds.ManufacturerModelName
     with pytest.raises(Ignored) as caught:
-        classify(ds, RoutingRules())
+        classify(ds, RoutingRules(measure_ct_images=False))
     assert "TOSHIBA" in caught.value.reason
 
 

@@ -13,7 +13,7 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
-WORKERS = ("classifier", "extractor", "toshiba-builder", "writer")
+WORKERS = ("classifier", "extractor", "toshiba-builder", "writer", "ct-dw")
 DUMMY_ENV = {
     "DOSEFLOW_INGEST_HOST_DIR": "/srv/doseflow/incoming",
 }

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from services.audit.mapping import ProtocolMap
 from services.audit.references import DrlRow, DrlSet, KSet
-from shared.report import REPORTED_SSDE, Ct, CtEvent, DoseReport
+from services.audit.water_equivalent import (IMAGE_METHOD_PREFIX, Measurement, event_dw,  # noqa: F401 (re-exported)
+                                             water_equivalent_area_mm2, water_equivalent_diameter_mm)
+from shared.report import REPORTED_DW, REPORTED_SSDE, Ct, CtEvent, DoseReport
 # CID 10023 "Size Specific Dose Estimation Method for CT": 113988 Estimated from Water Equivalent Diameter
-COMPUTED_SSDE = "DCM 113988 Estimated from Water Equivalent Diameter: AAPM 204 {fit} fit of Dw"
+COMPUTED_SSDE = "DCM 113988 Estimated from Water Equivalent Diameter: AAPM 204 {fit} fit of Dw ({dw})"
 LOCALIZER = "constant angle acquisition"  # CT Acquisition Type DCM 113805, by its meaning as stored
 ADULT_AGE_YEARS = 16  # adult DRL rows apply from this age [doseflow convention, spec §1.5]
 HEAD_REGIONS = ("head", "head_neck")  # outside AAPM 204 (body CT only)
@@ -105,16 +107,6 @@ def ssde_factor(dw_cm: float, phantom: str) -> Optional[float]:
     return a * math.exp(-b * dw_cm)
 
 
-def water_equivalent_area_mm2(mean_hu: float, area_mm2: float) -> float:
-    """AAPM 220: Aw = (mean CT number / 1000 + 1) x ROI area."""
-    return (mean_hu / 1000.0 + 1.0) * area_mm2
-
-
-def water_equivalent_diameter_mm(aw_mm2: float) -> float:
-    """AAPM 220: Dw = 2 sqrt(Aw / pi)."""
-    return 2.0 * math.sqrt(aw_mm2 / math.pi)
-
-
 def event_ssde(event: CtEvent, regions: dict[str, str]) -> tuple[Optional[float], Optional[str], Optional[str]]:
     """(SSDE in mGy, method, None) or (None, None, why not) for an event without a reported SSDE."""
     if event.water_equivalent_diameter_mm is None:
@@ -135,7 +127,9 @@ def event_ssde(event: CtEvent, regions: dict[str, str]) -> tuple[Optional[float]
     if f is None:
         low, high = SSDE_FITS[event.ctdiw_phantom][2:]
         return None, None, f"Dw {dw_cm:.4g} cm outside the AAPM 204 range {low:g}-{high:g} cm"
-    return f * event.ctdivol_mGy, COMPUTED_SSDE.format(fit="32 cm" if event.ctdiw_phantom == "body32" else "16 cm"), None
+    dw_source = event.water_equivalent_diameter_method or "Dw source not recorded"
+    return f * event.ctdivol_mGy, COMPUTED_SSDE.format(fit="32 cm" if event.ctdiw_phantom == "body32" else "16 cm",
+                                                       dw=dw_source), None
 
 
 # --- DRL comparison -----------------------------------------------------------------------------
@@ -205,9 +199,40 @@ def drl_ratios(report: DoseReport, row: DrlRow) -> tuple[Optional[float], Option
 # --- the whole report ---------------------------------------------------------------------------
 
 
-def enrich(report: DoseReport, cfg: AuditConfig) -> DoseReport:
+def is_image_dw(event: CtEvent) -> bool:
+    return (event.water_equivalent_diameter_method or "").startswith(IMAGE_METHOD_PREFIX)
+
+
+def image_dw_by_event(ct: Ct, measurements: Sequence[Measurement]) -> dict[int, tuple[float, str]]:
+    """Event index -> (Dw, method) from the study's measured images. An image names its event by
+    its Irradiation Event UID (0008,3010); images without one are given to the study's only
+    non-localizer event when there is exactly one (otherwise it cannot be told which)."""
+    by_uid: dict[str, list[Measurement]] = {}
+    unnamed: list[Measurement] = []
+    for m in measurements:
+        if m.irradiation_event_uid:
+            by_uid.setdefault(m.irradiation_event_uid, []).append(m)
+        else:
+            unnamed.append(m)
+    out = {}
+    for i, event in enumerate(ct.events):
+        dw, method = event_dw(by_uid.get(event.irradiation_event_uid or "", []))
+        if dw is not None:
+            out[i] = (dw, method)
+    scans = [i for i, e in enumerate(ct.events) if not is_localizer(e)]
+    if unnamed and len(scans) == 1 and scans[0] not in out:
+        dw, method = event_dw(unnamed)
+        out[scans[0]] = (dw, method + "; images without an irradiation event UID, the study's only scan event")
+    return out
+
+
+def enrich(report: DoseReport, cfg: AuditConfig, measurements: Optional[Sequence[Measurement]] = None) -> DoseReport:
     """A copy of the report with doseflow's own values recomputed from scratch: examination
-    category, effective-dose estimates, SSDE (unless reported), DRL ratios. Idempotent."""
+    category, effective-dose estimates, SSDE (unless reported), DRL ratios. Idempotent.
+
+    `measurements`: the Dw of the study's sampled CT images (the writer's ct_image_measurement
+    rows). Given, an event without a Dw from the scanner takes the one of its images (or none);
+    not given (a stored report enriched again), a Dw measured before is kept."""
     out = report.model_copy(deep=True)
     data = out.model_dump(mode="json")
     category = cfg.protocol_map.categorize(data)[0] if out.ct is not None else None
@@ -216,11 +241,19 @@ def enrich(report: DoseReport, cfg: AuditConfig) -> DoseReport:
     if ct is None:
         return out
     total, reason, per_event = study_effective_dose(ct, out.patient.age_years, cfg.k, cfg.regions)
-    for event, (value, why) in zip(ct.events, per_event):
+    from_images = image_dw_by_event(ct, measurements) if measurements is not None else {}
+    for i, (event, (value, why)) in enumerate(zip(ct.events, per_event)):
         _set(event, effective_dose_estimate_mSv=value, effective_dose_estimate_reason=why)
         if event.ssde_mGy is not None and event.ssde_method == REPORTED_SSDE:
-            _set(event, ssde_reason=None)
+            _set(event, ssde_reason=None)  # the scanner's SSDE and Dw stay together, as reported
             continue
+        if event.water_equivalent_diameter_mm is not None and event.water_equivalent_diameter_method is None:
+            _set(event, water_equivalent_diameter_method=REPORTED_DW)  # read before the method was recorded
+        if measurements is not None and is_image_dw(event):
+            _set(event, water_equivalent_diameter_mm=None, water_equivalent_diameter_method=None)
+        if event.water_equivalent_diameter_mm is None and i in from_images:
+            dw, method = from_images[i]
+            _set(event, water_equivalent_diameter_mm=dw, water_equivalent_diameter_method=method)
         ssde, method, why = event_ssde(event, cfg.regions)
         _set(event, ssde_mGy=ssde, ssde_method=method, ssde_reason=why)
     _set(ct, effective_dose_estimate_mSv=total, effective_dose_estimate_reason=reason,

@@ -32,6 +32,8 @@ class RoutingRules:
     # "Manufacturer/Model" pairs whose CT objects and secondary captures are legacy dose-screen
     # studies for the Toshiba builder; each part matches case-insensitively as a prefix.
     toshiba_models: tuple[str, ...] = field(default=DEFAULT_TOSHIBA_MODELS)
+    # CT axial images go to the Dw stage (SSDE from the images, issue 17); off, they are ignored.
+    measure_ct_images: bool = True
 
     def is_toshiba_candidate(self, manufacturer: str | None, model: str | None) -> bool:
         if not manufacturer or not model:
@@ -79,5 +81,10 @@ def classify(ds: Dataset, rules: RoutingRules = RoutingRules()) -> str:
         return routes.CT_PHILIPS.name
     if sop_class in TOSHIBA_CANDIDATE_CLASSES and rules.is_toshiba_candidate(manufacturer, model):
         return routes.TOSHIBA.name
+    if sop_class == dicom.CT_IMAGE and "AXIAL" in image_type and "LOCALIZER" not in image_type \
+            and rules.measure_ct_images:
+        # No dose in it, but its patient gives the Dw for the SSDE of its event (the Dw stage
+        # samples and measures; whether it holds pixel data is not known before reading them).
+        return routes.CT_DW.name
     raise Ignored(f"no dose route takes {_sop_class_name(sop_class)}, modality {modality or 'none'}, "
                   f"from {manufacturer or 'unknown manufacturer'} {model or ''}".rstrip())

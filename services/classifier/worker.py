@@ -46,6 +46,7 @@ def make_handler(rules: RoutingRules, roots: list[str], path_map: PathMap = ()):
 
 
 def run(settings, stop=None) -> None:
-    handler = make_handler(RoutingRules(tuple(settings.toshiba_models)), settings.ingest_roots, settings.path_map)
+    rules = RoutingRules(tuple(settings.toshiba_models), settings.dw_from_images)
+    handler = make_handler(rules, settings.ingest_roots, settings.path_map)
     broker.consume(settings.amqp_url, {"ingest": handler}, prefetch=settings.prefetch,
                    delivery_limit=settings.delivery_limit, stop=stop, readiness=Readiness(settings.ready_file))

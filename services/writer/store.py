@@ -17,11 +17,14 @@ from psycopg.types.json import Jsonb
 
 from services.audit.config import load_config
 from services.audit.indices import AuditConfig, enrich
+from services.audit.water_equivalent import Measurement
 from services.writer import tables
 from services.writer.assembly import assemble
 from shared.ledger import record_outcome, storable_path
+from shared.messages import ImageMeasured
 from shared.outcome import Failed
 from shared.report import DoseReport
+from shared import routes
 
 
 def store_report(conn: psycopg.Connection, report: DoseReport, path: str) -> bool:
@@ -68,7 +71,8 @@ def rebuild_study(conn: psycopg.Connection, uid: str) -> DoseReport:
     the transaction and the study lock)."""
     rows = conn.execute("SELECT report FROM source_object WHERE study_instance_uid = %s ORDER BY arrival",
                         (uid,)).fetchall()
-    merged = enrich(assemble([DoseReport.model_validate(r[0]) for r in rows]), audit_config())
+    merged = enrich(assemble([DoseReport.model_validate(r[0]) for r in rows]), audit_config(),
+                    image_measurements(conn, uid))
     conn.execute("DELETE FROM study WHERE study_instance_uid = %s", (uid,))
     study = tables.study_row(merged)
     study["warnings"] = Jsonb(merged.warnings)
@@ -77,6 +81,39 @@ def rebuild_study(conn: psycopg.Connection, uid: str) -> DoseReport:
     for table, table_rows in tables.child_rows(merged).items():
         _insert(conn, table, table_rows)
     return merged
+
+
+def store_measurement(conn: psycopg.Connection, measured: ImageMeasured) -> bool:
+    """Keep one CT image's Dw and, when the study's dose report is stored already, rebuild the
+    study so its events take their Dw and SSDE from the images (when the report comes later,
+    its own rebuild reads the rows). Same lock and transaction as `store_report`; the same image
+    again changes nothing. Returns False when the image was measured before."""
+    uid = measured.study_instance_uid
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (uid,))
+        new = conn.execute(
+            "INSERT INTO ct_image_measurement (sop_instance_uid, study_instance_uid, series_instance_uid,"
+            " irradiation_event_uid, z_mm, dw_mm, area_mm2, mean_hu, edge_share, measure_ms, path)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sop_instance_uid) DO NOTHING"
+            " RETURNING 1",
+            (measured.sop_instance_uid, uid, measured.series_instance_uid, measured.irradiation_event_uid,
+             measured.z_mm, measured.dw_mm, measured.area_mm2, measured.mean_hu, measured.edge_share,
+             measured.measure_ms, storable_path(measured.path)),
+        ).fetchone() is not None
+        if new and conn.execute("SELECT 1 FROM study WHERE study_instance_uid = %s", (uid,)).fetchone():
+            rebuild_study(conn, uid)
+        record_outcome(conn, path=measured.path, status="stored", stage="writer", route=routes.CT_DW.name,
+                       reason=f"water-equivalent diameter {measured.dw_mm:.1f} mm measured" if new
+                       else "already measured (same SOP Instance UID)",
+                       sop_instance_uid=measured.sop_instance_uid, study_instance_uid=uid)
+    return new
+
+
+def image_measurements(conn: psycopg.Connection, uid: str) -> list[Measurement]:
+    """The study's measured CT images (what `enrich` makes the events' Dw from)."""
+    return [Measurement(*row) for row in conn.execute(
+        "SELECT sop_instance_uid, series_instance_uid, irradiation_event_uid, z_mm, dw_mm"
+        " FROM ct_image_measurement WHERE study_instance_uid = %s ORDER BY sop_instance_uid", (uid,))]
 
 
 @functools.cache

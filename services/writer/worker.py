@@ -6,13 +6,13 @@ import logging
 
 from tenacity import RetryError
 
-from services.writer.store import audit_config, store_report
+from services.writer.store import audit_config, store_measurement, store_report
 from shared.ledger import record_outcome
-from shared import broker, metrics
+from shared import broker, metrics, routes
 from shared.broker import Publish, Result
 from shared.database import Database, migrate
 from shared.outcome import Failed
-from shared.messages import Outcome, ReportReady, StudyStored
+from shared.messages import ImageMeasured, Outcome, ReportReady, StudyStored
 from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,14 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         study = StudyStored(study_instance_uid=msg.report.study.study_instance_uid, correlation_id=msg.correlation)
         return Result(publishes=[Publish(broker.ALERTS_EXCHANGE, "alerts", study.encode())])
 
+    def on_measurement(msg: ImageMeasured) -> Result:
+        try:
+            db.run(lambda conn: store_measurement(conn, msg))
+        except RetryError:
+            return Result(requeue=True)
+        metrics.object_outcome(routes.CT_DW.name, "stored")
+        return Result()
+
     def on_outcome(msg: Outcome) -> Result:
 
         def write(conn):
@@ -46,7 +54,8 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         metrics.object_outcome(msg.route, msg.status)
         return Result()
 
-    return {"writer": broker.bind(ReportReady, on_report), "outcomes": broker.bind(Outcome, on_outcome)}
+    return {"writer": broker.bind(ReportReady, on_report), "outcomes": broker.bind(Outcome, on_outcome),
+            "measurements": broker.bind(ImageMeasured, on_measurement)}
 
 
 def run(settings, stop=None) -> None:

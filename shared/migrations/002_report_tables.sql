@@ -88,6 +88,7 @@ CREATE TABLE ct_event (
     dose_check_notification_person_name text,
     ssde_mgy double precision,
     water_equivalent_diameter_mm double precision,
+    water_equivalent_diameter_method text,
     ssde_method text,
     ssde_reason text,
     effective_dose_estimate_msv double precision,

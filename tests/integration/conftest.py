@@ -129,7 +129,7 @@ class Workers:
         return proc
 
     def start_pipeline(self) -> None:
-        for kind in ("classifier", "extractor", "writer", "toshiba-builder"):
+        for kind in ("classifier", "extractor", "writer", "toshiba-builder", "ct-dw"):
             self.start(kind)
 
     def alive(self) -> list[str]:

@@ -65,7 +65,7 @@ def test_a_non_dicom_file_fails_with_a_reason_and_the_worker_keeps_going(
     assert status == "failed"
     assert "not a readable DICOM object" in reason
     assert ledger(database_url)[str(good)][0] == "stored"
-    assert set(workers.alive()) == {"classifier", "extractor", "writer", "toshiba-builder"}
+    assert set(workers.alive()) == {"classifier", "extractor", "writer", "toshiba-builder", "ct-dw"}
     # The failed message waits in the dead-letter queue with its reason, and can be replayed
     # once the cause is fixed.
     letters = json.loads(doseflow(doseflow_env, "dead-letters", "list", "--json").stdout)

@@ -22,7 +22,7 @@ from services.extractors.common import count_out_of_range
 from shared import sr, units
 from shared.dicom import person_name
 from shared.outcome import Ignored
-from shared.report import REPORTED_SSDE, Ct, CtEvent, CtSource, DoseCheck
+from shared.report import REPORTED_DW, REPORTED_SSDE, Ct, CtEvent, CtSource, DoseCheck
 from shared.sr import DCM, SCT, SRT, Code
 
 Warn = Callable[[str], None]
@@ -261,6 +261,7 @@ def _size_specific(acquisition: Dataset, warn: Warn) -> dict:
     ssde = number(ssde_holder, SSDE, warn) if ssde_holder is not None else None
     dw = number(dw_holder, WATER_EQUIVALENT_DIAMETER, warn) if dw_holder is not None else None
     return {"ssde_mGy": ssde, "water_equivalent_diameter_mm": dw,
+            "water_equivalent_diameter_method": REPORTED_DW if dw is not None else None,
             "ssde_method": REPORTED_SSDE if ssde is not None else None}
 
 
