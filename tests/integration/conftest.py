@@ -8,6 +8,7 @@ Each test gets a fresh database and a broker whose doseflow queues were deleted,
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -71,15 +72,36 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+@contextlib.contextmanager
+def fresh_database(server_url: str):
+    """A new, empty database on the server of `server_url` (its URL), dropped afterwards."""
+    name = "doseflow_test_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield _with_db(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def imported_database(server_url: str, data_dir, paths):
+    """A fresh database with `paths` imported by `doseflow import` (none of them failing); the
+    environment to run doseflow against it."""
+    with fresh_database(server_url) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOSEFLOW_")}
+        env.update(DOSEFLOW_DATABASE_URL=url, DOSEFLOW_DATA_DIR=str(data_dir))
+        result = doseflow(env, "import", *map(str, paths))
+        assert "failed 0" in result.stdout, result.stdout + result.stderr
+        yield env
+
+
 @pytest.fixture
 def database_url(service_urls):
     """A fresh, empty database for one test."""
-    name = "doseflow_test_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield _with_db(service_urls["pg"], name)
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(service_urls["pg"]) as url:
+        yield url
 
 
 def delete_doseflow_queues(amqp_url: str) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import uuid
 
 import psycopg
 import pytest
 
 from tests.conftest import corpus_file
-from tests.integration.conftest import _with_db, doseflow
+from tests.integration.conftest import doseflow, imported_database
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +22,8 @@ FLASH = "1.3.6.1.4.1.5962.99.1.2662687737.2058515598.1471541535737.3.0"
 
 @pytest.fixture
 def imported(service_urls, tmp_path):
-    name = "doseflow_test_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSEFLOW_")}
-    env.update(DOSEFLOW_DATABASE_URL=_with_db(service_urls["pg"], name), DOSEFLOW_DATA_DIR=str(tmp_path / "data"))
-    try:
-        result = doseflow(env, "import", *[str(corpus_file(n)) for n in OBJECTS])
-        assert "failed 0" in result.stdout, result.stdout + result.stderr
+    with imported_database(service_urls["pg"], tmp_path / "data", map(corpus_file, OBJECTS)) as env:
         yield env
-    finally:
-        with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def stored(env, uid):

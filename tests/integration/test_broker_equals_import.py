@@ -9,7 +9,7 @@ import random
 import pytest
 
 from tests.conftest import CORPUS
-from tests.integration.conftest import doseflow, ledger, wait_until
+from tests.integration.conftest import doseflow, fresh_database, ledger, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,21 +30,11 @@ def test_broker_pipeline_with_competing_workers_stores_what_import_stores(
         workers, doseflow_env, database_url, service_urls, tmp_path):
     files = corpus_objects()
     # Given the in-process import of every corpus object into its own database
-    import_env = dict(doseflow_env)
-    from tests.integration.conftest import _with_db  # same server, second database
-    import psycopg, uuid
-
-    name = "doseflow_test_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    import_env["DOSEFLOW_DATABASE_URL"] = _with_db(service_urls["pg"], name)
-    try:
+    with fresh_database(service_urls["pg"]) as import_url:  # same server, second database
+        import_env = {**doseflow_env, "DOSEFLOW_DATABASE_URL": import_url}
         doseflow(import_env, "import", *files, check=False)
         expected = studies(import_env)
-        expected_ledger = ledger(import_env["DOSEFLOW_DATABASE_URL"])
-    finally:
-        with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        expected_ledger = ledger(import_url)
     assert len(expected) >= 20
 
     # When the same objects are published twice over, shuffled, to 2 classifiers, 3 extractors

@@ -6,15 +6,12 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import uuid
 
 import openpyxl
-import psycopg
 import pytest
 
 from tests.conftest import corpus_file
-from tests.integration.conftest import _with_db, doseflow
+from tests.integration.conftest import doseflow, imported_database
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +41,9 @@ GROUP = {"CT": "CT", "RF": "RF", "XA": "RF", "DX": "DX", "CR": "DX", "PX": "DX",
 def imported(service_urls, tmp_path_factory):
     """A fresh database with the corpus objects imported, shared by this module's tests (they
     only read it); the environment to run doseflow in, and `doseflow studies --json`."""
-    name = "doseflow_test_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSEFLOW_")}
-    env.update(DOSEFLOW_DATABASE_URL=_with_db(service_urls["pg"], name),
-               DOSEFLOW_DATA_DIR=str(tmp_path_factory.mktemp("data")))
-    try:
-        result = doseflow(env, "import", *[str(corpus_file(n)) for n in OBJECTS])
-        assert "failed 0" in result.stdout, result.stdout + result.stderr
-        studies = json.loads(doseflow(env, "studies", "--json").stdout)
-        yield env, studies
-    finally:
-        with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with imported_database(service_urls["pg"], tmp_path_factory.mktemp("data"),
+                           map(corpus_file, OBJECTS)) as env:
+        yield env, json.loads(doseflow(env, "studies", "--json").stdout)
 
 
 def csv_rows(text: str) -> list[dict]:

@@ -6,10 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import uuid
 
-import psycopg
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
@@ -17,7 +14,7 @@ from pydicom.uid import generate_uid
 from shared import sr
 from shared.sr import DCM
 from tests.conftest import corpus_file
-from tests.integration.conftest import _with_db, doseflow
+from tests.integration.conftest import doseflow, imported_database
 
 pytestmark = pytest.mark.integration
 
@@ -72,20 +69,10 @@ def edited_objects(folder):
 
 @pytest.fixture(scope="module")
 def imported(service_urls, tmp_path_factory):
-    name = "doseflow_test_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSEFLOW_")}
-    env.update(DOSEFLOW_DATABASE_URL=_with_db(service_urls["pg"], name),
-               DOSEFLOW_DATA_DIR=str(tmp_path_factory.mktemp("data")))
-    try:
-        edited = edited_objects(tmp_path_factory.mktemp("edited"))
-        result = doseflow(env, "import", *[str(corpus_file(n)) for n in OBJECTS], *map(str, edited))
-        assert "failed 0" in result.stdout, result.stdout + result.stderr
+    edited = edited_objects(tmp_path_factory.mktemp("edited"))
+    with imported_database(service_urls["pg"], tmp_path_factory.mktemp("data"),
+                           [*map(corpus_file, OBJECTS), *edited]) as env:
         yield env
-    finally:
-        with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def quality(env, *args):
