@@ -18,7 +18,8 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
-IRRADIATION_EVENT_UID = ("DCM", "113769")
+from shared.codes import IRRADIATION_EVENT_UID
+
 
 # The mix: one kind after the other, and within a kind the templates in turn. Corpus objects
 # larger than MAX_TEMPLATE_BYTES (a 3 MB RF report) are left out: one of them costs as much as

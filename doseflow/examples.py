@@ -17,7 +17,8 @@ from typing import NamedTuple, Optional
 
 import pydicom
 
-from services.toshiba_builder.rdsr_writer import AUTOMATED_DATA_COLLECTION, ct_rdsr_from_report, uid_from
+from services.toshiba_builder.rdsr_writer import ct_rdsr_from_report, uid_from
+from shared.codes import AUTOMATED_DATA_COLLECTION
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport, Equipment, Patient, Study
 
 # Every example UID lies under this root (a name-based UUID OID, PS3.5 B.2), derived from a fixed

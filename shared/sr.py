@@ -2,7 +2,8 @@
 
 Concepts are compared by (coding scheme, code value), never by meaning text: vendors
 misspell and recase CodeMeaning (GE writes "X-ray", "Scope Of Accumulation"...).
-A concept that has an SRT and an SCT spelling is a set of codes.
+The codes are declared in shared/codes.py; a concept with several spellings (SRT and SCT,
+a retired code) is one Code whose `also` holds the others, and matches any of them.
 
 Pure functions over pydicom Datasets; no I/O.
 """
@@ -14,32 +15,19 @@ from typing import Iterable, NamedTuple, Optional
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from shared.codes import Code
 from shared.dicom import as_text
 from shared.outcome import Failed
 
 
-class Code(NamedTuple):
-    scheme: str
-    value: str
-
-
-def DCM(value: str) -> Code:
-    return Code("DCM", value)
-
-
-def SRT(value: str) -> Code:
-    return Code("SRT", value)
-
-
-def SCT(value: str) -> Code:
-    return Code("SCT", value)
-
-
-Concept = "Code | frozenset[Code] | tuple[Code, ...]"
+# A concept to look for: one Code (with every spelling in its `also`), or several codes.
+Concept = "Code | Iterable[Code]"
 
 
 def _codes(concept) -> tuple[Code, ...]:
-    return (concept,) if isinstance(concept, Code) else tuple(concept)
+    if isinstance(concept, Code):
+        return concept.codes if concept.also else (concept,)
+    return tuple(c for one in concept for c in (one.codes if isinstance(one, Code) else (one,)))
 
 
 def value(item: Optional[Dataset], keyword: str):
@@ -64,7 +52,7 @@ def code_of(seq_item: Optional[Dataset]) -> Optional[Code]:
     code = value(seq_item, "CodeValue") or value(seq_item, "LongCodeValue") or value(seq_item, "URNCodeValue")
     if not code:
         return None
-    return Code(as_text(value(seq_item, "CodingSchemeDesignator") or ""), as_text(code))
+    return Code.plain(as_text(value(seq_item, "CodingSchemeDesignator") or ""), as_text(code))
 
 
 def first_item(item: Optional[Dataset], keyword: str) -> Optional[Dataset]:

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from shared import sr
-from shared.sr import DCM
+from shared.codes import DCM
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("DOSEFLOW_CORPUS", REPO.parent / "shared" / "corpus"))

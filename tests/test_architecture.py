@@ -4,7 +4,10 @@ bare route name that breaks them fails here:
 - `shared/` (contracts and plumbing) never imports `services/` (the stages);
 - no service imports another service's `worker` module (workers are shells; what two stages
   share lives in `shared/`);
-- route and extractor-queue names are written once, in the registry `shared/routes.py`.
+- route and extractor-queue names are written once, in the registry `shared/routes.py`;
+- coded concepts have one type and one home: `shared/codes.py` declares every code value and
+  the `Code` type; no other module builds a code from literals, writes a declared code value or
+  a coding scheme as a string, or declares a second coded-concept class.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from tests.conftest import REPO
 
 PRODUCT = ("shared", "services", "doseflow")
 REGISTRY = Path("shared/routes.py")
+CODES = Path("shared/codes.py")
 
 
 def _modules() -> dict[Path, ast.Module]:
@@ -87,3 +91,60 @@ def test_the_rules_see_a_violation():
     bad = ast.parse("from services.classifier.worker import read_header\nROUTE = 'rdsr'\n")
     assert ("services.classifier.worker.read_header" in {n for _, n in _imports(bad)})
     assert any(isinstance(n, ast.Constant) and n.value in _route_names() for n in ast.walk(bad))
+
+
+# --- coded concepts ---------------------------------------------------------------------------
+
+CODE_MAKERS = {"Code", "DCM", "SCT", "SRT", "UCUM"}
+SCHEMES = {"DCM", "SCT", "SRT", "UCUM", "UMLS", "LN"}
+
+
+def _declared_code_values() -> set[str]:
+    """The code values shared/codes.py declares that cannot be mistaken for ordinary text: every
+    one but the units (UCUM 's', 'mm' are also unit spellings) and the short private numbers
+    (Philips '003'; a Code built from literals is caught by the call rule)."""
+    import shared.codes as codes
+
+    found = set()
+    for value in vars(codes).values():
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) \
+            and not isinstance(value, codes.Code) else [value]
+        for item in items:
+            if isinstance(item, codes.Code):
+                found |= {c.value for c in item.codes if c.scheme != "UCUM" and len(c.value) >= 4}
+    return found
+
+
+def _code_offences(path: Path, tree: ast.Module, values: set[str]) -> list[str]:
+    offenders = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else \
+                node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if name in CODE_MAKERS and any(isinstance(a, ast.Constant) for a in node.args):
+                offenders.append(f"{path}:{node.lineno} builds a code from literals ({name}(...))")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in values:
+                offenders.append(f"{path}:{node.lineno} writes the code value {node.value!r}")
+            elif node.value in SCHEMES or (node.value.startswith("99") and node.value[2:3].isalpha()):
+                offenders.append(f"{path}:{node.lineno} writes the coding scheme {node.value!r}")
+        elif isinstance(node, ast.ClassDef):
+            fields = {t.target.id for t in node.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)}
+            if fields & {"scheme", "codes", "coding_scheme"} or {"code", "meaning"} <= fields:
+                offenders.append(f"{path}:{node.lineno} declares a coded-concept class {node.name} "
+                                 "(use shared.codes.Code)")
+    return offenders
+
+
+def test_code_values_and_the_code_type_live_only_in_shared_codes():
+    values = _declared_code_values()
+    assert {"113811", "373066001", "G-C171", "C-10"} <= values  # the rule sees the codes module
+    offenders = [o for path, tree in MODULES.items() if path != CODES for o in _code_offences(path, tree, values)]
+    assert offenders == []
+
+
+def test_the_code_rules_see_a_violation():
+    bad = ast.parse('from shared.sr import Code\nX = DCM("113811")\nY = ("DCM", "113811")\n'
+                    'class Coded(NamedTuple):\n    value: str\n    scheme: str\n    meaning: str\n')
+    found = _code_offences(Path("bad.py"), bad, _declared_code_values())
+    assert len(found) == 5, found  # the call, the value twice, the scheme, the class

@@ -134,7 +134,7 @@ def test_sr_instances_are_chosen_by_class_and_confirmed_by_title():
     found = [Instance("rdsr", dicom.XRAY_RADIATION_DOSE_SR, 1, RDSR_TITLE),
              Instance("esr", dicom.ENHANCED_SR, 2, RDSR_TITLE),
              Instance("report", dicom.ENHANCED_SR, 3, ("18748-4", "LN")),
-             Instance("varic", dicom.ENHANCED_SR, 4, ("99SMS_RADSUM", "C-10")),
+             Instance("varic", dicom.ENHANCED_SR, 4, ("C-10", "99SMS_RADSUM")),  # (value, scheme), as scu reads it
              Instance("comprehensive", dicom.COMPREHENSIVE_SR, 5, None),
              Instance("sc", dicom.SECONDARY_CAPTURE, 6)]  # OpenREM #972: an SC in the SR series
     got = {i.uid: d for i, d, _ in plan.instances_to_take(choice, found, ORTHANC, set())}

@@ -7,7 +7,7 @@ import pytest
 
 from services.extractors.routes import extract
 from shared import sr
-from shared.sr import DCM, Code
+from shared.codes import DCM, Code
 from tests.conftest import read
 
 PHI = "99PHI-IXR-XPER"

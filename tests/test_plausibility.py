@@ -9,7 +9,7 @@ import pytest
 from services.extractors.routes import extract
 from shared import sr
 from shared.plausibility import DOSE_RANGES
-from shared.sr import DCM
+from shared.codes import DCM
 from tests.conftest import read
 
 

@@ -9,7 +9,7 @@ from pydicom.sequence import Sequence
 from services.extractors.routes import extract
 from shared import sr
 from shared.outcome import Ignored
-from shared.sr import DCM
+from shared.codes import DCM
 from tests.conftest import CT_SR_CASES as CT_CASES
 from tests.conftest import (acquisitions, assert_case_matches_expected, assert_matches_expected,
                             code, item_in, read, round_trip, set_raw_numeric_value)

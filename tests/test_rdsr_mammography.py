@@ -8,7 +8,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from shared import sr
-from shared.sr import DCM, SRT
+from shared.codes import DCM, SRT
 from tests.conftest import (ACCUMULATED, assert_matches_expected, code, events, item_in, rdsr, read,
                             report_of, round_trip, set_raw_numeric_value)
 

@@ -12,7 +12,7 @@ from pydicom.sequence import Sequence
 
 from shared import sr
 from shared.outcome import Ignored
-from shared.sr import DCM
+from shared.codes import DCM
 from tests.conftest import (ACCUMULATED, assert_matches_expected, code, events, item_in, rdsr, read,
                             report_of, round_trip, set_raw_numeric_value)
 

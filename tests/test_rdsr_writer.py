@@ -17,7 +17,6 @@ from pydicom.dataset import Dataset
 from services.extractors.routes import extract
 from shared import sr
 from services.toshiba_builder.rdsr_writer import (
-    DERIVED_FROM_HUMAN_READABLE_REPORTS,
     PRIVATE_SCHEME,
     ct_rdsr_from_report,
     decimal_string,
@@ -26,7 +25,7 @@ from services.toshiba_builder.rdsr_writer import (
     uid_from,
 )
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport, Equipment, Patient, Study
-from shared.sr import DCM, SCT
+from shared.codes import DCM, DERIVED_FROM_HUMAN_READABLE_REPORTS, SCT
 from tests.conftest import CT_SR_CASES, acquisitions, expected, lookup, read
 
 SOP_UID = uid_from("test", "rdsr_writer", "sop")

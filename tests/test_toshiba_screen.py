@@ -473,7 +473,8 @@ def test_corpus_helical_rows_are_enriched_from_their_images_and_scan_ranges_come
 
 def test_a_built_report_round_trips_through_an_rdsr(ocr):
     from services.extractors.routes import extract
-    from services.toshiba_builder.rdsr_writer import DERIVED_FROM_HUMAN_READABLE_REPORTS, ct_rdsr_from_report, uid_from
+    from services.toshiba_builder.rdsr_writer import ct_rdsr_from_report, uid_from
+    from shared.codes import DERIVED_FROM_HUMAN_READABLE_REPORTS
 
     report = case_report("toshiba_cxl_cap_contrast")
     ds = ct_rdsr_from_report(report, sop_instance_uid=uid_from("test", "toshiba", "rdsr"),

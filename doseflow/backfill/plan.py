@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
 
-from shared import dicom
+from shared import codes, dicom
 
 # --- the PACS node ---------------------------------------------------------------------------------
 
@@ -320,7 +320,9 @@ NOT_DOSE = "not_dose"  # skipped: not a dose object (or another object of the st
 EXCLUDED = "excluded"  # never retrieved (bulk table)
 UNSUPPORTED = "unsupported"  # the PACS's answers do not let us tell; the reason says what is missing
 
-DOSE_SR_CONCEPTS = {("113701", "DCM"), ("99SMS_RADSUM", "C-10")}  # X-Ray Radiation Dose Report; Siemens summary
+# The document titles of dose SRs, as (CodeValue, CodingSchemeDesignator): the order the C-FIND
+# answers are read in (scu._concept).
+DOSE_SR_CONCEPTS = {(c.value, c.scheme) for c in (codes.X_RAY_RADIATION_DOSE_REPORT, codes.SIEMENS_RADIATION_SUMMARY)}
 MG_DX_IMAGE_CLASSES = {dicom.MG_FOR_PRESENTATION, dicom.MG_FOR_PROCESSING, dicom.CR_IMAGE,
                        dicom.DX_FOR_PRESENTATION, dicom.DX_FOR_PROCESSING}
 FOR_PROCESSING = {dicom.MG_FOR_PROCESSING: dicom.MG_FOR_PRESENTATION,

@@ -15,11 +15,10 @@ from shared import dicom
 from shared.dicom import text
 from shared.outcome import Ignored
 from shared.settings import DEFAULT_TOSHIBA_MODELS
-from shared.sr import Code, DCM, concept_name
+from shared.codes import SIEMENS_RADIATION_SUMMARY, X_RAY_RADIATION_DOSE_REPORT
+from shared.sr import concept_name
 from shared import routes
 
-XRAY_DOSE_REPORT = DCM("113701")
-VARIC_SUMMARY = Code("99SMS_RADSUM", "C-10")
 
 MG_IMAGES = (dicom.MG_FOR_PRESENTATION, dicom.MG_FOR_PROCESSING)
 RADIOGRAPHIC_IMAGES = (dicom.CR_IMAGE, dicom.DX_FOR_PRESENTATION, dicom.DX_FOR_PROCESSING)
@@ -62,7 +61,7 @@ def classify(ds: Dataset, rules: RoutingRules = RoutingRules()) -> str:
 
     if sop_class in (dicom.XRAY_RADIATION_DOSE_SR, dicom.ENHANCED_SR):
         root = concept_name(ds)
-        if root in (XRAY_DOSE_REPORT, VARIC_SUMMARY):
+        if root in (X_RAY_RADIATION_DOSE_REPORT, SIEMENS_RADIATION_SUMMARY):
             return routes.RDSR.name
         raise Ignored(f"{_sop_class_name(sop_class)} whose root concept "
                       f"{'/'.join(root) if root else 'is missing'} is not an X-Ray Radiation Dose Report")

@@ -10,7 +10,7 @@ Rules the writer keeps:
   where TID 10011/10013 call an item mandatory: a dose record with a made-up value is worse than an
   incomplete template.
 - Units are UCUM codes in MeasurementUnitsCodeSequence, in the units of the report's field names.
-- Coded values the report holds only as meanings (target region, CT acquisition type) get their
+- Code values the report holds only as meanings (target region, CT acquisition type) get their
   PS3.16 code from a small table, matched without regard to case; the meaning is written exactly
   as the report holds it, because readers output the CodeMeaning as written. A meaning that is
   not in the table gets a code of the private scheme "99DOSEFLOW", its meaning preserved.
@@ -34,7 +34,7 @@ import math
 import re
 import uuid
 from contextlib import contextmanager
-from typing import Iterable, NamedTuple, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 from pydicom import config
 from pydicom.datadict import dictionary_VR
@@ -44,6 +44,86 @@ from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import format_number_as_ds, validate_value
 
+from shared.codes import (
+    ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE,
+    ACCUMULATED_DLP_FORWARD_ESTIMATE,
+    ACQUISITION_PROTOCOL,
+    COMMENT,
+    COMPUTED_TOMOGRAPHY_XRAY,
+    CTDIVOL_ALERT_CONFIGURED,
+    CTDIVOL_ALERT_VALUE,
+    CTDIVOL_FORWARD_ESTIMATE,
+    CTDIVOL_NOTIFICATION_CONFIGURED,
+    CTDIVOL_NOTIFICATION_VALUE,
+    CTDIW_PHANTOMS,
+    CTDIW_PHANTOM_TYPE,
+    CT_ACCUMULATED,
+    CT_ACQUISITION,
+    CT_ACQUISITION_PARAMETERS,
+    CT_ACQUISITION_TYPE,
+    CT_ACQUISITION_TYPES,
+    CT_DOSE,
+    CT_SOURCE_PARAMETERS,
+    CT_TARGET_REGIONS,
+    DEVICE,
+    DEVICE_OBSERVER_MANUFACTURER,
+    DEVICE_OBSERVER_MODEL_NAME,
+    DEVICE_OBSERVER_NAME,
+    DEVICE_OBSERVER_SERIAL_NUMBER,
+    DEVICE_OBSERVER_UID,
+    DLP,
+    DLP_ALERT_CONFIGURED,
+    DLP_ALERT_VALUE,
+    DLP_FORWARD_ESTIMATE,
+    DLP_NOTIFICATION_CONFIGURED,
+    DLP_NOTIFICATION_VALUE,
+    DLP_TOTAL,
+    DOSEFLOW_PRIVATE_SCHEME,
+    DOSE_CHECK_ALERT,
+    DOSE_CHECK_NOTIFICATION,
+    EFFECTIVE_DOSE,
+    EFFECTIVE_DOSE_TOTAL,
+    END_OF_IRRADIATION,
+    EVENTS,
+    EXPOSURE_TIME,
+    EXPOSURE_TIME_PER_ROTATION,
+    IRRADIATION_EVENT_UID,
+    KV,
+    KVP,
+    MA,
+    MAX_TUBE_CURRENT,
+    MEAN_CTDIVOL,
+    MGY,
+    MGY_CM,
+    MM,
+    MSV,
+    NO,
+    NUMBER_OF_SOURCES,
+    OBSERVER_TYPE,
+    PERSON_NAME,
+    PITCH_FACTOR,
+    PROCEDURE_REPORTED,
+    RATIO,
+    REASON_FOR_PROCEEDING,
+    SCANNING_LENGTH,
+    SCOPE_OF_ACCUMULATION,
+    SECONDS,
+    SINGLE_COLLIMATION,
+    SOURCE_ID,
+    SOURCE_OF_DOSE_INFORMATION,
+    START_OF_IRRADIATION,
+    STUDY,
+    STUDY_INSTANCE_UID,
+    TARGET_REGION,
+    TOTAL_COLLIMATION,
+    TOTAL_EVENTS,
+    TUBE_CURRENT,
+    XRAY_MODULATION_TYPE,
+    XRAY_SOURCES,
+    X_RAY_RADIATION_DOSE_REPORT,
+    YES,
+    Code,
+)
 from shared.dicom import XRAY_RADIATION_DOSE_SR
 from shared.report import Ct, CtEvent, CtSource, DoseCheck, DoseReport
 
@@ -67,166 +147,28 @@ IMPLEMENTATION_VERSION_NAME = "DOSEFLOW_RDSR_1"
 # --- coded values ---------------------------------------------------------------------------------
 
 
-class Coded(NamedTuple):
-    value: str
-    scheme: str
-    meaning: str
+PRIVATE_SCHEME = DOSEFLOW_PRIVATE_SCHEME
 
 
-def _dcm(value: str, meaning: str) -> Coded:
-    return Coded(value, "DCM", meaning)
+def _table(known: Iterable[Code]) -> dict[str, Code]:
+    return {c.meaning.casefold(): c for c in known}
 
 
-def _sct(value: str, meaning: str) -> Coded:
-    return Coded(value, "SCT", meaning)
+# Meanings a report holds, to their codes: CID 10013 CT Acquisition Type, and the target regions
+# CT reports commonly name (shared/codes.py).
+ACQUISITION_TYPES = _table(CT_ACQUISITION_TYPES)
+TARGET_REGIONS = _table(CT_TARGET_REGIONS)
 
 
-PRIVATE_SCHEME = "99DOSEFLOW"
-
-# Concept names (PS3.16 Annex D, DCM unless noted).
-X_RAY_RADIATION_DOSE_REPORT = _dcm("113701", "X-Ray Radiation Dose Report")
-PROCEDURE_REPORTED = _dcm("121058", "Procedure reported")
-COMPUTED_TOMOGRAPHY_XRAY = _sct("77477000", "Computed Tomography X-Ray")
-OBSERVER_TYPE = _dcm("121005", "Observer Type")
-DEVICE = _dcm("121007", "Device")
-DEVICE_OBSERVER_UID = _dcm("121012", "Device Observer UID")
-DEVICE_OBSERVER_NAME = _dcm("121013", "Device Observer Name")
-DEVICE_OBSERVER_MANUFACTURER = _dcm("121014", "Device Observer Manufacturer")
-DEVICE_OBSERVER_MODEL_NAME = _dcm("121015", "Device Observer Model Name")
-DEVICE_OBSERVER_SERIAL_NUMBER = _dcm("121016", "Device Observer Serial Number")
-START_OF_IRRADIATION = _dcm("113809", "Start of X-Ray Irradiation")
-END_OF_IRRADIATION = _dcm("113810", "End of X-Ray Irradiation")
-SCOPE_OF_ACCUMULATION = _dcm("113705", "Scope of Accumulation")
-STUDY = _dcm("113014", "Study")
-STUDY_INSTANCE_UID = _dcm("110180", "Study Instance UID")
-CT_ACCUMULATED = _dcm("113811", "CT Accumulated Dose Data")
-TOTAL_EVENTS = _dcm("113812", "Total Number of Irradiation Events")
-DLP_TOTAL = _dcm("113813", "CT Dose Length Product Total")
-EFFECTIVE_DOSE_TOTAL = _dcm("113814", "CT Effective Dose Total")
-CT_ACQUISITION = _dcm("113819", "CT Acquisition")
-ACQUISITION_PROTOCOL = _dcm("125203", "Acquisition Protocol")
-TARGET_REGION = _dcm("123014", "Target Region")
-CT_ACQUISITION_TYPE = _dcm("113820", "CT Acquisition Type")
-IRRADIATION_EVENT_UID = _dcm("113769", "Irradiation Event UID")
-CT_ACQUISITION_PARAMETERS = _dcm("113822", "CT Acquisition Parameters")
-EXPOSURE_TIME = _dcm("113824", "Exposure Time")
-SCANNING_LENGTH = _dcm("113825", "Scanning Length")
-SINGLE_COLLIMATION = _dcm("113826", "Nominal Single Collimation Width")
-TOTAL_COLLIMATION = _dcm("113827", "Nominal Total Collimation Width")
-PITCH_FACTOR = _dcm("113828", "Pitch Factor")
-NUMBER_OF_SOURCES = _dcm("113823", "Number of X-Ray Sources")
-CT_SOURCE_PARAMETERS = _dcm("113831", "CT X-Ray Source Parameters")
-SOURCE_ID = _dcm("113832", "Identification of the X-Ray Source")
-KVP = _dcm("113733", "KVP")
-MAX_TUBE_CURRENT = _dcm("113833", "Maximum X-Ray Tube Current")
-TUBE_CURRENT = _dcm("113734", "X-Ray Tube Current")
-EXPOSURE_TIME_PER_ROTATION = _dcm("113834", "Exposure Time per Rotation")
-CT_DOSE = _dcm("113829", "CT Dose")
-MEAN_CTDIVOL = _dcm("113830", "Mean CTDIvol")
-CTDIW_PHANTOM_TYPE = _dcm("113835", "CTDIw Phantom Type")
-DLP = _dcm("113838", "DLP")
-EFFECTIVE_DOSE = _dcm("113839", "Effective Dose")
-XRAY_MODULATION_TYPE = _dcm("113842", "X-Ray Modulation Type")
-COMMENT = _dcm("121106", "Comment")
-SOURCE_OF_DOSE_INFORMATION = _dcm("113854", "Source of Dose Information")
-# TID 10015 CT Dose Check Details
-DOSE_CHECK_ALERT = _dcm("113900", "Dose Check Alert Details")
-DLP_ALERT_CONFIGURED = _dcm("113901", "DLP Alert Value Configured")
-CTDIVOL_ALERT_CONFIGURED = _dcm("113902", "CTDIvol Alert Value Configured")
-DLP_ALERT_VALUE = _dcm("113903", "DLP Alert Value")
-CTDIVOL_ALERT_VALUE = _dcm("113904", "CTDIvol Alert Value")
-ACCUMULATED_DLP_FORWARD_ESTIMATE = _dcm("113905", "Accumulated DLP Forward Estimate")
-ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE = _dcm("113906", "Accumulated CTDIvol Forward Estimate")
-REASON_FOR_PROCEEDING = _dcm("113907", "Reason for Proceeding")
-DOSE_CHECK_NOTIFICATION = _dcm("113908", "Dose Check Notification Details")
-DLP_NOTIFICATION_CONFIGURED = _dcm("113909", "DLP Notification Value Configured")
-CTDIVOL_NOTIFICATION_CONFIGURED = _dcm("113910", "CTDIvol Notification Value Configured")
-DLP_NOTIFICATION_VALUE = _dcm("113911", "DLP Notification Value")
-CTDIVOL_NOTIFICATION_VALUE = _dcm("113912", "CTDIvol Notification Value")
-DLP_FORWARD_ESTIMATE = _dcm("113913", "DLP Forward Estimate")
-CTDIVOL_FORWARD_ESTIMATE = _dcm("113914", "CTDIvol Forward Estimate")
-PERSON_NAME = _dcm("113870", "Person Name")
-YES = _sct("373066001", "Yes")
-NO = _sct("373067005", "No")
-
-PHANTOMS = {
-    "head16": _dcm("113690", "IEC Head Dosimetry Phantom"),
-    "body32": _dcm("113691", "IEC Body Dosimetry Phantom"),
-}
-
-# CID 10021 Source of CT Dose Information: callers say where the report's values came from.
-AUTOMATED_DATA_COLLECTION = _dcm("113856", "Automated Data Collection")
-MANUAL_ENTRY = _dcm("113857", "Manual Entry")
-COPIED_FROM_IMAGE_ATTRIBUTES = _dcm("113866", "Copied From Image Attributes")
-COMPUTED_FROM_IMAGE_ATTRIBUTES = _dcm("113867", "Computed From Image Attributes")
-DERIVED_FROM_HUMAN_READABLE_REPORTS = _dcm("113868", "Derived From Human-Readable Reports")
-
-
-def _table(*codes: Coded) -> dict[str, Coded]:
-    return {c.meaning.casefold(): c for c in codes}
-
-
-# CID 10013 CT Acquisition Type.
-ACQUISITION_TYPES = _table(
-    _dcm("113804", "Sequenced Acquisition"),
-    _sct("116152004", "Spiral Acquisition"),
-    _dcm("113805", "Constant Angle Acquisition"),
-    _dcm("113806", "Stationary Acquisition"),
-    _dcm("113807", "Free Acquisition"),
-    _sct("702569007", "Cone Beam Acquisition"),
-)
-
-# The regions CT reports commonly name, from CID 4031 Common Anatomic Region (which CID 4030,
-# the Target Region's context group, includes) and CID 4030 itself. Current SCT codes.
-TARGET_REGIONS = _table(
-    _sct("818981001", "Abdomen"),
-    _sct("818982008", "Abdomen and Pelvis"),
-    _sct("12738006", "Brain"),
-    _sct("122494005", "Cervical spine"),
-    _sct("816094009", "Chest"),
-    _sct("416550000", "Chest and Abdomen"),
-    _sct("416775004", "Chest, Abdomen and Pelvis"),
-    _sct("41801008", "Coronary artery"),
-    _sct("38266002", "Entire body"),
-    _sct("91397008", "Facial bones"),
-    _sct("56459004", "Foot"),
-    _sct("69536005", "Head"),
-    _sct("774007", "Head and Neck"),
-    _sct("80891009", "Heart"),
-    _sct("24136001", "Hip Joint"),
-    _sct("361078006", "Internal Auditory Canal"),
-    _sct("64033007", "Kidney"),
-    _sct("72696002", "Knee"),
-    _sct("10200004", "Liver"),
-    _sct("61685007", "Lower limb"),
-    _sct("122496007", "Lumbar spine"),
-    _sct("45048000", "Neck"),
-    _sct("417437006", "Neck and Chest"),
-    _sct("416152001", "Neck, Chest and Abdomen"),
-    _sct("416319003", "Neck, Chest, Abdomen and Pelvis"),
-    _sct("363654007", "Orbital structure"),
-    _sct("15776009", "Pancreas"),
-    _sct("2095001", "Paranasal sinus"),
-    _sct("816092008", "Pelvis"),
-    _sct("706342009", "Phantom"),
-    _sct("81040000", "Pulmonary artery"),
-    _sct("89546000", "Skull"),
-    _sct("421060004", "Spine"),
-    _sct("113262008", "Thoracic aorta"),
-    _sct("122495006", "Thoracic spine"),
-    _sct("53120007", "Upper limb"),
-)
-
-
-def coded_for(meaning: str, table: dict[str, Coded]) -> Coded:
+def coded_for(meaning: str, table: dict[str, Code]) -> Code:
     """The code for a meaning the report holds: the table's code (the meaning kept as the report
     writes it), else a private code whose value is derived from the meaning, so the same meaning
     always gets the same code."""
     known = table.get(meaning.strip().casefold())
     if known is not None:
-        return Coded(known.value, known.scheme, meaning)
+        return Code(known.scheme, known.value, meaning)
     digest = hashlib.sha256(meaning.strip().casefold().encode("utf-8")).hexdigest()[:12].upper()
-    return Coded(f"DF{digest}", PRIVATE_SCHEME, meaning)
+    return Code(PRIVATE_SCHEME, f"DF{digest}", meaning)
 
 
 # --- checked assignment ---------------------------------------------------------------------------
@@ -259,7 +201,7 @@ def _put(ds: Dataset, keyword: str, value) -> None:
 
 
 @contextmanager
-def _about(concept: "Coded"):
+def _about(concept: Code):
     """Name the content item in any value error raised while it is built."""
     try:
         yield
@@ -270,7 +212,7 @@ def _about(concept: "Coded"):
 # --- content items --------------------------------------------------------------------------------
 
 
-def _code_item(code: Coded) -> Dataset:
+def _code_item(code: Code) -> Dataset:
     item = Dataset()
     _put(item, "CodeValue", code.value)
     _put(item, "CodingSchemeDesignator", code.scheme)
@@ -278,7 +220,7 @@ def _code_item(code: Coded) -> Dataset:
     return item
 
 
-def _item(relationship: Optional[str], value_type: str, concept: Coded) -> Dataset:
+def _item(relationship: Optional[str], value_type: str, concept: Code) -> Dataset:
     item = Dataset()
     if relationship is not None:
         item.RelationshipType = relationship
@@ -287,14 +229,14 @@ def _item(relationship: Optional[str], value_type: str, concept: Coded) -> Datas
     return item
 
 
-def container(relationship: str, concept: Coded, children: Iterable[Optional[Dataset]]) -> Dataset:
+def container(relationship: str, concept: Code, children: Iterable[Optional[Dataset]]) -> Dataset:
     item = _item(relationship, "CONTAINER", concept)
     item.ContinuityOfContent = "SEPARATE"
     item.ContentSequence = DicomSequence([c for c in children if c is not None])
     return item
 
 
-def text(relationship: str, concept: Coded, value: Optional[str]) -> Optional[Dataset]:
+def text(relationship: str, concept: Code, value: Optional[str]) -> Optional[Dataset]:
     if value is None:
         return None
     item = _item(relationship, "TEXT", concept)
@@ -303,7 +245,7 @@ def text(relationship: str, concept: Coded, value: Optional[str]) -> Optional[Da
     return item
 
 
-def code(relationship: str, concept: Coded, value: Optional[Coded],
+def code(relationship: str, concept: Code, value: Optional[Code],
          children: Sequence[Dataset] = ()) -> Optional[Dataset]:
     if value is None:
         return None
@@ -315,7 +257,7 @@ def code(relationship: str, concept: Coded, value: Optional[Coded],
     return item
 
 
-def uidref(relationship: str, concept: Coded, value: Optional[str]) -> Optional[Dataset]:
+def uidref(relationship: str, concept: Code, value: Optional[str]) -> Optional[Dataset]:
     if value is None:
         return None
     item = _item(relationship, "UIDREF", concept)
@@ -324,7 +266,7 @@ def uidref(relationship: str, concept: Coded, value: Optional[str]) -> Optional[
     return item
 
 
-def date_time(relationship: str, concept: Coded, iso: Optional[str]) -> Optional[Dataset]:
+def date_time(relationship: str, concept: Code, iso: Optional[str]) -> Optional[Dataset]:
     if iso is None:
         return None
     item = _item(relationship, "DATETIME", concept)
@@ -333,38 +275,21 @@ def date_time(relationship: str, concept: Coded, iso: Optional[str]) -> Optional
     return item
 
 
-def person(relationship: str, concept: Coded, name: str) -> Dataset:
+def person(relationship: str, concept: Code, name: str) -> Dataset:
     item = _item(relationship, "PNAME", concept)
     with _about(concept):
         _put(item, "PersonName", name)
     return item
 
 
-class Ucum(NamedTuple):
-    code: str
-    meaning: str
-
-
-MGY = Ucum("mGy", "mGy")
-MGY_CM = Ucum("mGy.cm", "mGy.cm")
-MSV = Ucum("mSv", "mSv")
-MM = Ucum("mm", "mm")
-SECONDS = Ucum("s", "s")
-KV = Ucum("kV", "kV")
-MA = Ucum("mA", "mA")
-RATIO = Ucum("{ratio}", "ratio")
-EVENTS = Ucum("{events}", "events")
-XRAY_SOURCES = Ucum("{X-Ray sources}", "X-Ray sources")
-
-
-def num(relationship: str, concept: Coded, value: Optional[float], unit: Ucum) -> Optional[Dataset]:
+def num(relationship: str, concept: Code, value: Optional[float], unit: Code) -> Optional[Dataset]:
     if value is None:
         return None
     item = _item(relationship, "NUM", concept)
     measured = Dataset()
     with _about(concept):
         _put(measured, "NumericValue", decimal_string(value))
-    units = _code_item(Coded(unit.code, "UCUM", unit.meaning))
+    units = _code_item(unit)
     measured.MeasurementUnitsCodeSequence = DicomSequence([units])
     item.MeasuredValueSequence = DicomSequence([measured])
     return item
@@ -487,7 +412,7 @@ def _parameters(event: CtEvent) -> Optional[Dataset]:
     return container("CONTAINS", CT_ACQUISITION_PARAMETERS, children)
 
 
-def _yes_no(concept: Coded, value: Optional[bool]) -> Optional[Dataset]:
+def _yes_no(concept: Code, value: Optional[bool]) -> Optional[Dataset]:
     return code("CONTAINS", concept, None if value is None else (YES if value else NO))
 
 
@@ -529,7 +454,7 @@ def _dose_check(check: Optional[DoseCheck]) -> list[Optional[Dataset]]:
 def _dose(event: CtEvent) -> Optional[Dataset]:
     phantom = None
     if event.ctdiw_phantom is not None:
-        phantom = PHANTOMS[event.ctdiw_phantom]
+        phantom = CTDIW_PHANTOMS[event.ctdiw_phantom]
     children = [
         num("CONTAINS", MEAN_CTDIVOL, event.ctdivol_mGy, MGY),
         code("CONTAINS", CTDIW_PHANTOM_TYPE, phantom),
@@ -559,7 +484,7 @@ def _acquisition(event: CtEvent) -> Dataset:
     ])
 
 
-def _content(report: DoseReport, dose_source: Optional[Coded]) -> list[Optional[Dataset]]:
+def _content(report: DoseReport, dose_source: Optional[Code]) -> list[Optional[Dataset]]:
     ct = report.ct
     assert ct is not None
     scope = code("HAS OBS CONTEXT", SCOPE_OF_ACCUMULATION, STUDY, children=[
@@ -606,7 +531,7 @@ def ct_rdsr_from_report(report: DoseReport, *, sop_instance_uid: str,
                         series_instance_uid: Optional[str] = None,
                         content_datetime: Union[_dt.datetime, str, None] = None,
                         patient_identity: Optional[tuple[str, str]] = None,
-                        dose_source: Optional[Coded] = None) -> Dataset:
+                        dose_source: Optional[Code] = None) -> Dataset:
     """An X-Ray Radiation Dose SR (TID 10011 CT Radiation Dose) holding `report`'s CT section.
 
     `patient_identity` is (PatientName, PatientID) to write; without it both are empty.

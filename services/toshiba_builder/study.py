@@ -31,7 +31,8 @@ from services.toshiba_builder.reading import read_dose_screens
 from services.toshiba_builder.screen import merge_screens
 from shared.dicom import text
 from shared.outcome import Failed
-from services.toshiba_builder.rdsr_writer import DERIVED_FROM_HUMAN_READABLE_REPORTS, ct_rdsr_from_report, uid_from
+from services.toshiba_builder.rdsr_writer import ct_rdsr_from_report, uid_from
+from shared.codes import DERIVED_FROM_HUMAN_READABLE_REPORTS
 from shared.report import DoseReport, Source
 from shared import routes
 

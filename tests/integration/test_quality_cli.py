@@ -12,7 +12,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from shared import sr
-from shared.sr import DCM
+from shared.codes import DCM
 from tests.conftest import corpus_file
 from tests.integration.conftest import doseflow, imported_database
 

@@ -14,16 +14,69 @@ are never read.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
 from pydicom.dataset import Dataset
 
 from services.extractors.common import count_out_of_range
-from shared import sr, units
+from shared import codes, sr, units
+from shared.codes import (
+    ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE,
+    ACCUMULATED_DLP_FORWARD_ESTIMATE,
+    ACQUISITION_PROTOCOL,
+    COMMENT,
+    CT_ACCUMULATED,
+    CT_ACQUISITION,
+    CT_ACQUISITION_PARAMETERS,
+    CT_ACQUISITION_TYPE,
+    CT_DOSE,
+    CT_SOURCE_PARAMETERS,
+    CTDIVOL_ALERT_CONFIGURED,
+    CTDIVOL_ALERT_VALUE,
+    CTDIVOL_FORWARD_ESTIMATE,
+    CTDIVOL_NOTIFICATION_CONFIGURED,
+    CTDIVOL_NOTIFICATION_VALUE,
+    CTDIW_PHANTOM_TYPE,
+    DLP,
+    DLP_ALERT_CONFIGURED,
+    DLP_ALERT_VALUE,
+    DLP_FORWARD_ESTIMATE,
+    DLP_NOTIFICATION_CONFIGURED,
+    DLP_NOTIFICATION_VALUE,
+    DLP_TOTAL,
+    DOSE_CHECK_ALERT,
+    DOSE_CHECK_NOTIFICATION,
+    EFFECTIVE_DOSE,
+    EFFECTIVE_DOSE_TOTAL,
+    END_OF_IRRADIATION,
+    EXPOSURE_TIME,
+    EXPOSURE_TIME_PER_ROTATION,
+    IRRADIATION_EVENT_UID,
+    KVP,
+    MAX_TUBE_CURRENT,
+    MEAN_CTDIVOL,
+    NO,
+    NUMBER_OF_SOURCES,
+    PERSON_NAME,
+    PITCH_FACTOR,
+    REASON_FOR_PROCEEDING,
+    SCANNING_LENGTH,
+    SINGLE_COLLIMATION,
+    SOURCE_ID,
+    SSDE,
+    START_OF_IRRADIATION,
+    TARGET_REGION,
+    TOTAL_COLLIMATION,
+    TOTAL_EVENTS,
+    TUBE_CURRENT,
+    WATER_EQUIVALENT_DIAMETER,
+    XRAY_MODULATION_TYPE,
+    YES,
+    Code,
+)
 from shared.dicom import person_name
 from shared.outcome import Ignored
 from shared.report import REPORTED_DW, REPORTED_SSDE, Ct, CtEvent, CtSource, DoseCheck
-from shared.sr import DCM, SCT, SRT, Code
 
 Warn = Callable[[str], None]
 
@@ -36,131 +89,84 @@ MGY, MGY_CM, MSV = units.DOSE_MGY, units.DLP_MGYCM, units.EFFECTIVE_DOSE_MSV
 MM, SECONDS, MA, KV, COUNT = units.MM, units.SECONDS, units.MA, units.KV, units.COUNT
 
 
-class Num(NamedTuple):
-    """A NUM concept of the CT templates: its code, its PS3.16 name (for warnings) and unit."""
-
-    code: Code
-    name: str
-    unit: units.Unit
-
-
-# TID 10012 CT Accumulated Dose Data
-TOTAL_EVENTS = Num(DCM("113812"), "Total Number of Irradiation Events", COUNT)
-DLP_TOTAL = Num(DCM("113813"), "CT Dose Length Product Total", MGY_CM)
-EFFECTIVE_DOSE_TOTAL = Num(DCM("113814"), "CT Effective Dose Total", MSV)
-# TID 10013 CT Acquisition Parameters
-EXPOSURE_TIME = Num(DCM("113824"), "Exposure Time", SECONDS)
-SCANNING_LENGTH = Num(DCM("113825"), "Scanning Length", MM)
-SINGLE_COLLIMATION = Num(DCM("113826"), "Nominal Single Collimation Width", MM)
-TOTAL_COLLIMATION = Num(DCM("113827"), "Nominal Total Collimation Width", MM)
-PITCH_FACTOR = Num(DCM("113828"), "Pitch Factor", COUNT)
-NUMBER_OF_SOURCES = Num(DCM("113823"), "Number of X-Ray Sources", COUNT)
-# CT X-Ray Source Parameters
-KVP = Num(DCM("113733"), "KVP", KV)
-MAX_TUBE_CURRENT = Num(DCM("113833"), "Maximum X-Ray Tube Current", MA)
-TUBE_CURRENT = Num(DCM("113734"), "X-Ray Tube Current", MA)
-EXPOSURE_TIME_PER_ROTATION = Num(DCM("113834"), "Exposure Time per Rotation", SECONDS)
-# CT Dose
-MEAN_CTDIVOL = Num(DCM("113830"), "Mean CTDIvol", MGY)
-DLP = Num(DCM("113838"), "DLP", MGY_CM)
-EFFECTIVE_DOSE = Num(DCM("113839"), "Effective Dose", MSV)
-# TID 10013 size-specific dose (CP-1525): the rows' exact places are not verified, so they are read
-# by concept anywhere under the event's CT Acquisition container (spec dose-references §4.3)
-SSDE = Num(DCM("113930"), "Size Specific Dose Estimate", MGY)
-WATER_EQUIVALENT_DIAMETER = Num(DCM("113980"), "Water Equivalent Diameter", MM)
-# TID 10015 CT Dose Check Details
-DLP_ALERT_VALUE = Num(DCM("113903"), "DLP Alert Value", MGY_CM)
-CTDIVOL_ALERT_VALUE = Num(DCM("113904"), "CTDIvol Alert Value", MGY)
-ACCUMULATED_DLP_FORWARD_ESTIMATE = Num(DCM("113905"), "Accumulated DLP Forward Estimate", MGY_CM)
-ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE = Num(DCM("113906"), "Accumulated CTDIvol Forward Estimate", MGY)
-DLP_NOTIFICATION_VALUE = Num(DCM("113911"), "DLP Notification Value", MGY_CM)
-CTDIVOL_NOTIFICATION_VALUE = Num(DCM("113912"), "CTDIvol Notification Value", MGY)
-DLP_FORWARD_ESTIMATE = Num(DCM("113913"), "DLP Forward Estimate", MGY_CM)
-CTDIVOL_FORWARD_ESTIMATE = Num(DCM("113914"), "CTDIvol Forward Estimate", MGY)
-
-# Containers and non-numeric concepts
-CT_ACCUMULATED = DCM("113811")
-CT_ACQUISITION = DCM("113819")
-CT_ACQUISITION_PARAMETERS = DCM("113822")
-CT_SOURCE_PARAMETERS = DCM("113831")
-CT_DOSE = DCM("113829")
-DOSE_CHECK_ALERT = DCM("113900")
-DOSE_CHECK_NOTIFICATION = DCM("113908")
-START_OF_IRRADIATION = DCM("113809")
-END_OF_IRRADIATION = DCM("113810")
-ACQUISITION_PROTOCOL = DCM("125203")
-TARGET_REGION = DCM("123014")
-CT_ACQUISITION_TYPE = DCM("113820")
-IRRADIATION_EVENT_UID = DCM("113769")
-SOURCE_ID = DCM("113832")
-CTDIW_PHANTOM_TYPE = DCM("113835")
-XRAY_MODULATION_TYPE = DCM("113842")
-COMMENT = DCM("121106")
-DLP_ALERT_CONFIGURED = DCM("113901")
-CTDIVOL_ALERT_CONFIGURED = DCM("113902")
-DLP_NOTIFICATION_CONFIGURED = DCM("113909")
-CTDIVOL_NOTIFICATION_CONFIGURED = DCM("113910")
-REASON_FOR_PROCEEDING = DCM("113907")
-PERSON_NAME = DCM("113870")
-
-PHANTOMS = {DCM("113690"): "head16", DCM("113691"): "body32"}
-YES = (SRT("R-0038D"), SCT("373066001"))
-NO = (SRT("R-00339"), SCT("373067005"))
+# The unit of every NUM concept of the CT templates, as PS3.16 fixes it: values in another unit
+# are converted to it (shared/units.py) or left empty with a warning.
+UNITS: dict[Code, units.Unit] = {
+    # TID 10012 CT Accumulated Dose Data
+    TOTAL_EVENTS: COUNT, DLP_TOTAL: MGY_CM, EFFECTIVE_DOSE_TOTAL: MSV,
+    # TID 10013 CT Acquisition Parameters
+    EXPOSURE_TIME: SECONDS, SCANNING_LENGTH: MM, SINGLE_COLLIMATION: MM, TOTAL_COLLIMATION: MM,
+    PITCH_FACTOR: COUNT, NUMBER_OF_SOURCES: COUNT,
+    # CT X-Ray Source Parameters
+    KVP: KV, MAX_TUBE_CURRENT: MA, TUBE_CURRENT: MA, EXPOSURE_TIME_PER_ROTATION: SECONDS,
+    # CT Dose
+    MEAN_CTDIVOL: MGY, DLP: MGY_CM, EFFECTIVE_DOSE: MSV,
+    # Size-specific dose (CP-1525): the rows' exact places are not verified, so they are read by
+    # concept anywhere under the event's CT Acquisition container (spec dose-references §4.3)
+    SSDE: MGY, WATER_EQUIVALENT_DIAMETER: MM,
+    # TID 10015 CT Dose Check Details
+    DLP_ALERT_VALUE: MGY_CM, CTDIVOL_ALERT_VALUE: MGY, ACCUMULATED_DLP_FORWARD_ESTIMATE: MGY_CM,
+    ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE: MGY, DLP_NOTIFICATION_VALUE: MGY_CM,
+    CTDIVOL_NOTIFICATION_VALUE: MGY, DLP_FORWARD_ESTIMATE: MGY_CM, CTDIVOL_FORWARD_ESTIMATE: MGY,
+}
+# The CT values of CTDIw Phantom Type, and doseflow's names for them.
+PHANTOMS = {code: name for name, code in codes.CTDIW_PHANTOMS.items()}
 
 
 # --- reading one value --------------------------------------------------------------------------
 
 
-def number(container: Optional[Dataset], num: Num, warn: Warn) -> Optional[float]:
-    """The first `num` item of `container` in the field's unit; None (and a warning when the item
+def number(container: Optional[Dataset], concept: Code, warn: Warn) -> Optional[float]:
+    """The first `concept` item of `container` in the field's unit; None (and a warning when the item
     was there but unusable) otherwise. Never 0 for a missing value."""
-    item = sr.find(container, num.code) if container is not None else None
+    item = sr.find(container, concept) if container is not None else None
     if item is None:
         return None
-    label = f"{num.name} ({num.code.value})"
+    label = f"{concept.meaning} ({concept.value})"
+    expected = UNITS[concept]
     value, unit, problem = sr.measured(item)
     if problem:
         warn(f"{label}: {problem}; left empty")
         return None
-    if num.unit is COUNT:
+    if expected is COUNT:
         if unit is not None and units.is_physical(unit):
             warn(f"{label}: unit {unit!r} is not a count or ratio; left empty")
             return None
         return value
     if unit is None:
-        warn(f"{label}: no unit (expected {num.unit.name}); left empty")
+        warn(f"{label}: no unit (expected {expected.name}); left empty")
         return None
-    factor = units.factor(unit, num.unit)
+    factor = units.factor(unit, expected)
     if factor is None:
-        warn(f"{label}: unit {unit!r} is not {num.unit.name} or a unit convertible to it; left empty")
+        warn(f"{label}: unit {unit!r} is not {expected.name} or a unit convertible to it; left empty")
         return None
     return value * factor
 
 
-def _count(container: Optional[Dataset], num: Num, warn: Warn) -> Optional[int]:
-    value = number(container, num, warn)
+def _count(container: Optional[Dataset], concept: Code, warn: Warn) -> Optional[int]:
+    value = number(container, concept, warn)
     if value is None:
         return None
     if value != int(value) or value < 0:
-        warn(f"{num.name} ({num.code.value}): {value} is not a whole number of events; left empty")
+        warn(f"{concept.meaning} ({concept.value}): {value} is not a whole number of events; left empty")
         return None
     why = count_out_of_range(value)
     if why:
-        warn(f"{num.name} ({num.code.value}): {why}; left empty")
+        warn(f"{concept.meaning} ({concept.value}): {why}; left empty")
         return None
     return int(value)
 
 
-def _yes_no(container: Dataset, concept: Code, name: str, warn: Warn) -> Optional[bool]:
+def _yes_no(container: Dataset, concept: Code, warn: Warn) -> Optional[bool]:
     item = sr.find(container, concept)
     if item is None:
         return None
     value = sr.coded_value(item)
-    if value in YES:
+    if value in YES.codes:
         return True
-    if value in NO:
+    if value in NO.codes:
         return False
-    warn(f"{name} ({concept.value}): {sr.coded_meaning(item)!r} is neither Yes nor No; left empty")
+    warn(f"{concept.meaning} ({concept.value}): {sr.coded_meaning(item)!r} is neither Yes nor No; left empty")
     return None
 
 
@@ -256,8 +262,8 @@ def _holder(container: Dataset, concept, depth: int = 4) -> Optional[Dataset]:
 def _size_specific(acquisition: Dataset, warn: Warn) -> dict:
     """SSDE and water-equivalent diameter as the scanner reports them; an SSDE read here is marked
     reported, so doseflow never replaces it with one it computes."""
-    ssde_holder = _holder(acquisition, SSDE.code)
-    dw_holder = _holder(acquisition, WATER_EQUIVALENT_DIAMETER.code)
+    ssde_holder = _holder(acquisition, SSDE)
+    dw_holder = _holder(acquisition, WATER_EQUIVALENT_DIAMETER)
     ssde = number(ssde_holder, SSDE, warn) if ssde_holder is not None else None
     dw = number(dw_holder, WATER_EQUIVALENT_DIAMETER, warn) if dw_holder is not None else None
     return {"ssde_mGy": ssde, "water_equivalent_diameter_mm": dw,
@@ -311,10 +317,8 @@ def read_dose_check(dose: Dataset, warn: Warn) -> Optional[DoseCheck]:
         def warn_alert(message: str) -> None:
             warn(f"Dose Check Alert Details: {message}")
 
-        check.dlp_alert_value_configured = _yes_no(alert, DLP_ALERT_CONFIGURED,
-                                                   "DLP Alert Value Configured", warn_alert)
-        check.ctdivol_alert_value_configured = _yes_no(alert, CTDIVOL_ALERT_CONFIGURED,
-                                                       "CTDIvol Alert Value Configured", warn_alert)
+        check.dlp_alert_value_configured = _yes_no(alert, DLP_ALERT_CONFIGURED, warn_alert)
+        check.ctdivol_alert_value_configured = _yes_no(alert, CTDIVOL_ALERT_CONFIGURED, warn_alert)
         check.dlp_alert_value_mGycm = number(alert, DLP_ALERT_VALUE, warn_alert)
         check.ctdivol_alert_value_mGy = number(alert, CTDIVOL_ALERT_VALUE, warn_alert)
         check.accumulated_dlp_forward_estimate_mGycm = number(
@@ -327,12 +331,10 @@ def read_dose_check(dose: Dataset, warn: Warn) -> Optional[DoseCheck]:
         def warn_notification(message: str) -> None:
             warn(f"Dose Check Notification Details: {message}")
 
-        check.dlp_notification_value_configured = _yes_no(
-            notification, DLP_NOTIFICATION_CONFIGURED, "DLP Notification Value Configured",
-            warn_notification)
-        check.ctdivol_notification_value_configured = _yes_no(
-            notification, CTDIVOL_NOTIFICATION_CONFIGURED, "CTDIvol Notification Value Configured",
-            warn_notification)
+        check.dlp_notification_value_configured = _yes_no(notification, DLP_NOTIFICATION_CONFIGURED,
+                                                          warn_notification)
+        check.ctdivol_notification_value_configured = _yes_no(notification, CTDIVOL_NOTIFICATION_CONFIGURED,
+                                                              warn_notification)
         check.dlp_notification_value_mGycm = number(notification, DLP_NOTIFICATION_VALUE,
                                                     warn_notification)
         check.ctdivol_notification_value_mGy = number(notification, CTDIVOL_NOTIFICATION_VALUE,

@@ -10,7 +10,7 @@ turned into None plus a note in `Problems`. The section readers (`projection.py`
 from __future__ import annotations
 
 from statistics import fmean
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
 from pydicom.dataset import Dataset
 
@@ -18,88 +18,32 @@ from services.extractors.common import count_out_of_range
 from shared.units import COUNT, MA, MM, Unit, convert
 from shared import sr
 from shared.report import Filter
-from shared.sr import DCM, SCT, SRT, Code
+from shared.codes import (
+    ACQUISITION_PLANE,
+    ALL_PLANES,
+    ANATOMICAL_STRUCTURE,
+    AVERAGE_TUBE_CURRENT,
+    FILTER_MATERIAL,
+    FILTER_THICKNESS_MAX,
+    FILTER_THICKNESS_MIN,
+    FILTER_TYPE,
+    LATERALITY,
+    PLANE_A,
+    PLANE_B,
+    SINGLE_PLANE,
+    TARGET_REGION,
+    TUBE_CURRENT,
+    XRAY_FILTERS,
+    Code,
+)
 
-
-class Concept(NamedTuple):
-    label: str  # our name for it in warnings (the object's own meaning may be misspelt)
-    codes: tuple[Code, ...]
-
-    def __str__(self) -> str:
-        first = self.codes[0]
-        return f"{self.label} ({first.scheme} {first.value})"
-
-
-def concept(label: str, *codes: Code) -> Concept:
-    return Concept(label, codes)
-
-
-# --- containers -----------------------------------------------------------------------------
-ACCUMULATED_DOSE = concept("Accumulated X-Ray Dose Data", DCM("113702"))
-IRRADIATION_EVENT = concept("Irradiation Event X-Ray Data", DCM("113706"))
-
-# --- event header (TID 10003) ---------------------------------------------------------------
-ACQUISITION_PLANE = concept("Acquisition Plane", DCM("113764"))
-EVENT_UID = concept("Irradiation Event UID", DCM("113769"))
-DATETIME_STARTED = concept("DateTime Started", DCM("111526"))
-EVENT_TYPE = concept("Irradiation Event Type", DCM("113721"))
-ACQUISITION_PROTOCOL = concept("Acquisition Protocol", DCM("125203"))
-TARGET_REGION = concept("Target Region", DCM("123014"))
-ANATOMICAL_STRUCTURE = concept("Anatomical Structure", SRT("T-D0005"), SCT("91723000"))
-LATERALITY = concept("Laterality", SRT("G-C171"), SCT("272741003"))
-IMAGE_VIEW = concept("Image View", DCM("111031"))
-COMMENT = concept("Comment", DCM("121106"))
-REFERENCE_POINT_DEFINITION = concept("Reference Point Definition", DCM("113780"))
-DAP = concept("Dose Area Product", DCM("122130"))
-ENTRANCE_EXPOSURE_AT_RP = concept("Entrance Exposure at RP", DCM("111636"))
-HALF_VALUE_LAYER = concept("Half Value Layer", DCM("111634"))
-
-# --- source (TID 10003b) --------------------------------------------------------------------
-DOSE_RP = concept("Dose (RP)", DCM("113738"))
-AVERAGE_GLANDULAR_DOSE = concept("Average Glandular Dose", DCM("111631"))
-FLUORO_MODE = concept("Fluoro Mode", DCM("113732"))
-PULSE_RATE = concept("Pulse Rate", DCM("113791"))
-NUMBER_OF_PULSES = concept("Number of Pulses", DCM("113768"))
-IRRADIATION_DURATION = concept("Irradiation Duration", DCM("113742"))
-AVERAGE_TUBE_CURRENT = concept("Average X-Ray Tube Current", DCM("113767"))
-TUBE_CURRENT = concept("X-Ray Tube Current", DCM("113734"))
-KVP = concept("KVP", DCM("113733"))
-# 113824 is the current code; 113735 is its retired predecessor, still sent by older systems.
-EXPOSURE_TIME = concept("Exposure Time", DCM("113824"), DCM("113735"))
-EXPOSURE = concept("Exposure", DCM("113736"))
-PULSE_WIDTH = concept("Pulse Width", DCM("113793"))
-ANODE_TARGET_MATERIAL = concept("Anode Target Material", DCM("111632"))
-XRAY_FILTERS = concept("X-Ray Filters", DCM("113771"))
-FILTER_TYPE = concept("X-Ray Filter Type", DCM("113772"))
-FILTER_MATERIAL = concept("X-Ray Filter Material", DCM("113757"))
-FILTER_THICKNESS_MIN = concept("X-Ray Filter Thickness Minimum", DCM("113758"))
-FILTER_THICKNESS_MAX = concept("X-Ray Filter Thickness Maximum", DCM("113773"))
-COLLIMATED_FIELD_AREA = concept("Collimated Field Area", DCM("113790"))
-COLLIMATED_FIELD_HEIGHT = concept("Collimated Field Height", DCM("113788"))
-COLLIMATED_FIELD_WIDTH = concept("Collimated Field Width", DCM("113789"))
-
-# --- mechanical (TID 10003c) and distances (CID 10008) --------------------------------------
-POSITIONER_PRIMARY_ANGLE = concept("Positioner Primary Angle", DCM("112011"))
-POSITIONER_SECONDARY_ANGLE = concept("Positioner Secondary Angle", DCM("112012"))
-COMPRESSION_THICKNESS = concept("Compression Thickness", DCM("111633"))
-COMPRESSION_FORCE = concept("Compression Force", DCM("111647"))
-SOURCE_TO_DETECTOR = concept("Distance Source to Detector", DCM("113750"))
-SOURCE_TO_ISOCENTER = concept("Distance Source to Isocenter", DCM("113748"))
-TABLE_LONGITUDINAL = concept("Table Longitudinal Position", DCM("113751"))
-TABLE_LATERAL = concept("Table Lateral Position", DCM("113752"))
-TABLE_HEIGHT = concept("Table Height Position", DCM("113753"))
-
-# --- detector (TID 10003a) ------------------------------------------------------------------
-EXPOSURE_INDEX = concept("Exposure Index", DCM("113845"))
-TARGET_EXPOSURE_INDEX = concept("Target Exposure Index", DCM("113846"))
-DEVIATION_INDEX = concept("Deviation Index", DCM("113847"))
 
 # Acquisition Plane values (CID 10003) and doseflow's names for them.
 PLANES = {
-    DCM("113620"): "A",
-    DCM("113621"): "B",
-    DCM("113622"): "single",
-    DCM("113890"): "all",
+    PLANE_A: "A",
+    PLANE_B: "B",
+    SINGLE_PLANE: "single",
+    ALL_PLANES: "all",
 }
 
 
@@ -166,28 +110,30 @@ class Reader:
             self._index = [(sr.concept_name(child), child) for child in sr.children(self.item)]
         return self._index
 
-    def _find_all(self, c: Concept) -> list[Dataset]:
-        return [child for name, child in self._named_children() if name in c.codes]
+    def _find_all(self, c: Code) -> list[Dataset]:
+        codes = c.codes
+        return [child for name, child in self._named_children() if name in codes]
 
-    def note(self, what: Union[Concept, str], why: str) -> None:
+    def note(self, what: Union[Code, str], why: str) -> None:
         self.problems.add(self.where, str(what), why)
 
-    def find(self, c: Concept) -> Optional[Dataset]:
-        return next((child for name, child in self._named_children() if name in c.codes), None)
+    def find(self, c: Code) -> Optional[Dataset]:
+        codes = c.codes
+        return next((child for name, child in self._named_children() if name in codes), None)
 
-    def has(self, c: Concept) -> bool:
+    def has(self, c: Code) -> bool:
         return self.find(c) is not None
 
-    def child(self, c: Concept) -> Optional["Reader"]:
+    def child(self, c: Code) -> Optional["Reader"]:
         item = self.find(c)
         return None if item is None else Reader(item, self.problems, self.where)
 
-    def children(self, c: Concept) -> list["Reader"]:
+    def children(self, c: Code) -> list["Reader"]:
         return [Reader(item, self.problems, self.where) for item in self._find_all(c)]
 
     # numbers
 
-    def values(self, c: Concept, unit: Unit) -> list[float]:
+    def values(self, c: Code, unit: Unit) -> list[float]:
         """Every value of every item of concept `c` (repeated items and multi-valued numbers
         are per-pulse data), converted to `unit`. An unreadable item adds nothing."""
         out: list[float] = []
@@ -195,13 +141,14 @@ class Reader:
             out.extend(self._item_values(item, c, unit))
         return out
 
-    def _items(self, c: Concept) -> list[Dataset]:
+    def _items(self, c: Code) -> list[Dataset]:
         """The items of `c` spelt with the code of the first one found: an object sending both
         the current and the retired code of a concept (113824 and 113735) is not added up."""
-        named = [(name, child) for name, child in self._named_children() if name in c.codes]
+        codes = c.codes
+        named = [(name, child) for name, child in self._named_children() if name in codes]
         return [child for name, child in named if name == named[0][0]] if named else []
 
-    def number(self, c: Concept, unit: Unit) -> Optional[float]:
+    def number(self, c: Code, unit: Unit) -> Optional[float]:
         """The first value of the first item of concept `c`, converted to `unit`."""
         item = self.find(c)
         if item is None:
@@ -209,20 +156,20 @@ class Reader:
         values = self._item_values(item, c, unit)
         return values[0] if values else None
 
-    def own_number(self, c: Concept, unit: Unit) -> Optional[float]:
+    def own_number(self, c: Code, unit: Unit) -> Optional[float]:
         """The first value of this reader's own item, a NUM of concept `c`."""
         values = self._item_values(self.item, c, unit)
         return values[0] if values else None
 
-    def mean(self, c: Concept, unit: Unit) -> Optional[float]:
+    def mean(self, c: Code, unit: Unit) -> Optional[float]:
         values = self.values(c, unit)
         return fmean(values) if values else None
 
-    def total(self, c: Concept, unit: Unit) -> Optional[float]:
+    def total(self, c: Code, unit: Unit) -> Optional[float]:
         values = self.values(c, unit)
         return sum(values) if values else None
 
-    def whole_number(self, c: Concept) -> Optional[int]:
+    def whole_number(self, c: Code) -> Optional[int]:
         value = self.number(c, COUNT)
         if value is None:
             return None
@@ -235,7 +182,7 @@ class Reader:
             return None
         return int(round(value))
 
-    def _item_values(self, item: Dataset, c: Concept, unit: Unit) -> list[float]:
+    def _item_values(self, item: Dataset, c: Code, unit: Unit) -> list[float]:
         measured = sr.measured(item)
         if measured.problem:
             self.note(c, _why(measured.problem))
@@ -251,10 +198,10 @@ class Reader:
 
     # codes, text, UIDs, date-times
 
-    def code(self, c: Concept) -> Optional[Code]:
+    def code(self, c: Code) -> Optional[Code]:
         return sr.coded_value(self.find(c))
 
-    def meaning(self, c: Concept) -> Optional[str]:
+    def meaning(self, c: Code) -> Optional[str]:
         """The CodeMeaning of a CODE item, as written."""
         item = self.find(c)
         if item is None:
@@ -265,20 +212,20 @@ class Reader:
             self.note(c, why)
         return meaning
 
-    def text(self, c: Concept) -> Optional[str]:
+    def text(self, c: Code) -> Optional[str]:
         return sr.text(self.find(c))
 
-    def meaning_or_text(self, c: Concept) -> Optional[str]:
+    def meaning_or_text(self, c: Code) -> Optional[str]:
         """A concept some vendors send as CODE and others as TEXT."""
         item = self.find(c)
         if item is None:
             return None
         return sr.coded_meaning(item) or sr.text(item)
 
-    def uid(self, c: Concept) -> Optional[str]:
+    def uid(self, c: Code) -> Optional[str]:
         return sr.uid(self.find(c))
 
-    def datetime(self, c: Concept) -> Optional[str]:
+    def datetime(self, c: Code) -> Optional[str]:
         item = self.find(c)
         if item is None:
             return None

@@ -13,28 +13,9 @@ from typing import Optional
 from pydicom.dataset import Dataset
 
 from services.extractors.rdsr.irradiation import (
-    ACCUMULATED_DOSE,
-    ACQUISITION_PROTOCOL,
-    ANODE_TARGET_MATERIAL,
-    AVERAGE_GLANDULAR_DOSE,
-    COMPRESSION_FORCE,
-    COMPRESSION_THICKNESS,
-    DATETIME_STARTED,
-    ENTRANCE_EXPOSURE_AT_RP,
-    EVENT_UID,
-    EXPOSURE,
-    EXPOSURE_TIME,
-    HALF_VALUE_LAYER,
-    IMAGE_VIEW,
-    IRRADIATION_EVENT,
-    KVP,
-    LATERALITY,
-    FILTER_MATERIAL,
-    XRAY_FILTERS,
     Problems,
     Reader,
     anatomy,
-    concept,
     laterality_item,
     tube_current_mA,
 )
@@ -42,15 +23,40 @@ from shared.units import DOSE_MGY, KV, MM, MS, NEWTON, UAS
 from shared import sr
 from shared.outcome import Ignored
 from shared.report import AccumulatedAgd, Mammography, MammographyEvent
-from shared.sr import SCT, SRT, Code
-
-ACCUMULATED_AGD = concept("Accumulated Average Glandular Dose", Code("DCM", "111637"))
+from shared.codes import (
+    ACCUMULATED_AGD,
+    ACCUMULATED_DOSE,
+    ACQUISITION_PROTOCOL,
+    ANODE_TARGET_MATERIAL,
+    AVERAGE_GLANDULAR_DOSE,
+    BOTH_BREASTS,
+    COMPRESSION_FORCE,
+    COMPRESSION_THICKNESS,
+    DATETIME_STARTED,
+    ENTRANCE_EXPOSURE_AT_RP,
+    EXPOSURE,
+    EXPOSURE_TIME,
+    FILTER_MATERIAL,
+    HALF_VALUE_LAYER,
+    IMAGE_VIEW,
+    IRRADIATION_EVENT,
+    IRRADIATION_EVENT_UID,
+    KVP,
+    LATERALITY,
+    LEFT,
+    LEFT_BREAST,
+    RIGHT,
+    RIGHT_AND_LEFT,
+    RIGHT_BREAST,
+    XRAY_FILTERS,
+    Code,
+)
 
 # Laterality, as a laterality qualifier (child of Target Region / Anatomical Structure or of
-# the accumulated AGD) or as a breast: SNOMED RT, SNOMED CT and UMLS spellings.
-_LEFT = {SRT("G-A101"), SCT("7771000"), SRT("T-04030"), SCT("80248007"), Code("UMLS", "C0222601")}
-_RIGHT = {SRT("G-A100"), SCT("24028007"), SRT("T-04020"), SCT("73056007"), Code("UMLS", "C0222600")}
-_BOTH = {SRT("G-A102"), SCT("51440002"), SRT("T-04080"), SCT("63762007"), Code("UMLS", "C0222605")}
+# the accumulated AGD) or as a breast, in every spelling.
+_LEFT = {*LEFT.codes, *LEFT_BREAST.codes}
+_RIGHT = {*RIGHT.codes, *RIGHT_BREAST.codes}
+_BOTH = {*RIGHT_AND_LEFT.codes, *BOTH_BREASTS.codes}
 
 
 def side_of(code: Optional[Code]) -> Optional[str]:
@@ -106,7 +112,7 @@ def accumulated_agd(containers: list[Reader]) -> AccumulatedAgd:
 def irradiation_event(event: Reader) -> MammographyEvent:
     side = side_of(sr.coded_value(laterality_item(event)))
     return MammographyEvent(
-        irradiation_event_uid=event.uid(EVENT_UID),
+        irradiation_event_uid=event.uid(IRRADIATION_EVENT_UID),
         datetime_started=event.datetime(DATETIME_STARTED),
         laterality=_LETTER.get(side) if side else None,
         view=event.meaning(IMAGE_VIEW),

@@ -17,20 +17,19 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from services.extractors.rdsr.irradiation import Reader, concept
+from services.extractors.rdsr.irradiation import Reader
 from shared.units import MM
-from shared.sr import Code
-
-PHI = "99PHI-IXR-XPER"
-WEDGES_AND_SHUTTERS = concept("Philips Wedges and Shutters", Code(PHI, "005"))
-BOTTOM_SHUTTER = concept("Philips Bottom Shutter", Code(PHI, "006"))
-LEFT_SHUTTER = concept("Philips Left Shutter", Code(PHI, "007"))
-RIGHT_SHUTTER = concept("Philips Right Shutter", Code(PHI, "008"))
-TOP_SHUTTER = concept("Philips Top Shutter", Code(PHI, "009"))
-FINAL_SOURCE_TO_DETECTOR = concept("Philips Final Distance Source to Detector", Code(PHI, "018"))
-DETECTOR_FIELD_SIZE = concept("Philips Detector Field Size", Code(PHI, "023"))
-DETECTOR_X_SIDE = concept("Philips Detector Field Size X side", Code(PHI, "024"))
-DETECTOR_Y_SIDE = concept("Philips Detector Field Size Y side", Code(PHI, "025"))
+from shared.codes import (
+    PHILIPS_BOTTOM_SHUTTER,
+    PHILIPS_DETECTOR_FIELD_SIZE,
+    PHILIPS_DETECTOR_X_SIDE,
+    PHILIPS_DETECTOR_Y_SIDE,
+    PHILIPS_FINAL_SOURCE_TO_DETECTOR,
+    PHILIPS_LEFT_SHUTTER,
+    PHILIPS_RIGHT_SHUTTER,
+    PHILIPS_TOP_SHUTTER,
+    PHILIPS_WEDGES_AND_SHUTTERS,
+)
 
 # Without a stated detector size: the largest flat-panel detectors on projection systems are
 # 43 × 43 cm (image intensifiers reach 40 cm), so no field at the detector is wider than this.
@@ -51,18 +50,18 @@ NO_FIELD = Field(None, None, None)
 
 def collimated_field(event: Reader, sid_mm: Optional[float]) -> Field:
     """The field from the shutters, or NO_FIELD (noted when the shutters are there but unusable)."""
-    shutters = event.child(WEDGES_AND_SHUTTERS)
+    shutters = event.child(PHILIPS_WEDGES_AND_SHUTTERS)
     if shutters is None:
         return NO_FIELD
-    right, left, bottom, top = (shutters.number(c, MM) for c in (RIGHT_SHUTTER, LEFT_SHUTTER, BOTTOM_SHUTTER,
-                                                                  TOP_SHUTTER))
+    right, left, bottom, top = (shutters.number(c, MM) for c in (PHILIPS_RIGHT_SHUTTER, PHILIPS_LEFT_SHUTTER, PHILIPS_BOTTOM_SHUTTER,
+                                                                  PHILIPS_TOP_SHUTTER))
     if None in (right, left, bottom, top):
-        event.note(WEDGES_AND_SHUTTERS, "lacks one of the four shutter positions, so there is no field size")
+        event.note(PHILIPS_WEDGES_AND_SHUTTERS, "lacks one of the four shutter positions, so there is no field size")
         return NO_FIELD
     if sid_mm is None:
-        sid_mm = event.number(FINAL_SOURCE_TO_DETECTOR, MM)
+        sid_mm = event.number(PHILIPS_FINAL_SOURCE_TO_DETECTOR, MM)
     if not sid_mm:
-        event.note(WEDGES_AND_SHUTTERS, "has no source-to-detector distance to project the shutters with, "
+        event.note(PHILIPS_WEDGES_AND_SHUTTERS, "has no source-to-detector distance to project the shutters with, "
                                         "so there is no field size")
         return NO_FIELD
     height = (right + left) * sid_mm / 1000.0
@@ -70,7 +69,7 @@ def collimated_field(event: Reader, sid_mm: Optional[float]) -> Field:
     shutters_text = (f"right {right:g} + left {left:g} mm, bottom {bottom:g} + top {top:g} mm at 1 m, "
                      f"× SID {sid_mm:g} mm")
     if height <= 0 or width <= 0:
-        event.note(WEDGES_AND_SHUTTERS, f"give no field ({shutters_text})")
+        event.note(PHILIPS_WEDGES_AND_SHUTTERS, f"give no field ({shutters_text})")
         return NO_FIELD
     detector = _detector_sides(event)
     if detector is not None:
@@ -78,15 +77,15 @@ def collimated_field(event: Reader, sid_mm: Optional[float]) -> Field:
     else:
         limits, what = [DETECTOR_SIDE_LIMIT_MM] * 2, f"the largest detector ({DETECTOR_SIDE_LIMIT_MM:g} mm a side)"
     if any(side > limit * ROUNDING for side, limit in zip(sorted((height, width)), limits)):
-        event.note(WEDGES_AND_SHUTTERS, f"give a field of {height:.1f} × {width:.1f} mm ({shutters_text}), "
+        event.note(PHILIPS_WEDGES_AND_SHUTTERS, f"give a field of {height:.1f} × {width:.1f} mm ({shutters_text}), "
                                         f"larger than {what}")
         return NO_FIELD
     return Field(height, width, height * width / 1e6)
 
 
 def _detector_sides(event: Reader) -> Optional[tuple[float, float]]:
-    size = event.child(DETECTOR_FIELD_SIZE)
+    size = event.child(PHILIPS_DETECTOR_FIELD_SIZE)
     if size is None:
         return None
-    x, y = size.number(DETECTOR_X_SIDE, MM), size.number(DETECTOR_Y_SIDE, MM)
+    x, y = size.number(PHILIPS_DETECTOR_X_SIDE, MM), size.number(PHILIPS_DETECTOR_Y_SIDE, MM)
     return (x, y) if x and y else None

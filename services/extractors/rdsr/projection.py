@@ -17,43 +17,9 @@ from typing import Optional
 from pydicom.dataset import Dataset
 
 from services.extractors.rdsr.irradiation import (
-    ACCUMULATED_DOSE,
-    ACQUISITION_PROTOCOL,
-    COLLIMATED_FIELD_AREA,
-    COLLIMATED_FIELD_HEIGHT,
-    COLLIMATED_FIELD_WIDTH,
-    COMMENT,
-    DAP,
-    DATETIME_STARTED,
-    DEVIATION_INDEX,
-    DOSE_RP,
-    ENTRANCE_EXPOSURE_AT_RP,
-    EVENT_TYPE,
-    EVENT_UID,
-    EXPOSURE,
-    EXPOSURE_INDEX,
-    EXPOSURE_TIME,
-    FLUORO_MODE,
-    IMAGE_VIEW,
-    IRRADIATION_DURATION,
-    IRRADIATION_EVENT,
-    KVP,
-    NUMBER_OF_PULSES,
-    POSITIONER_PRIMARY_ANGLE,
-    POSITIONER_SECONDARY_ANGLE,
-    PULSE_RATE,
-    PULSE_WIDTH,
-    REFERENCE_POINT_DEFINITION,
-    SOURCE_TO_DETECTOR,
-    SOURCE_TO_ISOCENTER,
-    TABLE_HEIGHT,
-    TABLE_LATERAL,
-    TABLE_LONGITUDINAL,
-    TARGET_EXPOSURE_INDEX,
     Problems,
     Reader,
     anatomy,
-    concept,
     filters,
     laterality_item,
     plane_of,
@@ -78,32 +44,59 @@ from shared import sr
 from shared.dicom import text
 from shared.outcome import Ignored
 from shared.report import Projection, ProjectionEvent, ProjectionPlane
-from shared.sr import DCM, SCT, SRT, Code
+from shared.codes import (
+    ACCUMULATED_DOSE,
+    ACQUISITION_DAP_TOTAL,
+    ACQUISITION_DEVICE_TYPE,
+    ACQUISITION_DOSE_RP_TOTAL,
+    ACQUISITION_PROTOCOL,
+    CASSETTE_BASED,
+    COLLIMATED_FIELD_AREA,
+    COLLIMATED_FIELD_HEIGHT,
+    COLLIMATED_FIELD_WIDTH,
+    COMMENT,
+    DAP,
+    DAP_TOTAL,
+    DATETIME_STARTED,
+    DEVIATION_INDEX,
+    DEVICE_OBSERVER_MODEL_NAME,
+    DOSE_RP,
+    DOSE_RP_TOTAL,
+    ENTRANCE_EXPOSURE_AT_RP,
+    EVENT_TYPE,
+    EXPOSURE,
+    EXPOSURE_INDEX,
+    EXPOSURE_TIME,
+    FLUOROSCOPY,
+    FLUOROSCOPY_GUIDED,
+    FLUORO_DAP_TOTAL,
+    FLUORO_DOSE_RP_TOTAL,
+    FLUORO_MODE,
+    IMAGE_VIEW,
+    INTEGRATED,
+    IRRADIATION_DURATION,
+    IRRADIATION_EVENT,
+    IRRADIATION_EVENT_UID,
+    KVP,
+    NUMBER_OF_PULSES,
+    PHILIPS_NUMBER_OF_FRAMES,
+    PHILIPS_TABLE_HEIGHT,
+    POSITIONER_PRIMARY_ANGLE,
+    POSITIONER_SECONDARY_ANGLE,
+    PULSE_RATE,
+    PULSE_WIDTH,
+    REFERENCE_POINT_DEFINITION,
+    SOURCE_TO_DETECTOR,
+    SOURCE_TO_ISOCENTER,
+    TABLE_HEIGHT,
+    TABLE_LATERAL,
+    TABLE_LONGITUDINAL,
+    TARGET_EXPOSURE_INDEX,
+    TOTAL_ACQUISITION_TIME,
+    TOTAL_FLUORO_TIME,
+    TOTAL_RADIOGRAPHIC_FRAMES,
+)
 
-# --- accumulated dose (TID 10002, 10004, 10007) ---------------------------------------------
-DAP_TOTAL = concept("Dose Area Product Total", DCM("113722"))
-DOSE_RP_TOTAL = concept("Dose (RP) Total", DCM("113725"))
-FLUORO_DAP_TOTAL = concept("Fluoro Dose Area Product Total", DCM("113726"))
-FLUORO_DOSE_RP_TOTAL = concept("Fluoro Dose (RP) Total", DCM("113728"))
-TOTAL_FLUORO_TIME = concept("Total Fluoro Time", DCM("113730"))
-ACQUISITION_DAP_TOTAL = concept("Acquisition Dose Area Product Total", DCM("113727"))
-ACQUISITION_DOSE_RP_TOTAL = concept("Acquisition Dose (RP) Total", DCM("113729"))
-TOTAL_ACQUISITION_TIME = concept("Total Acquisition Time", DCM("113855"))
-TOTAL_RADIOGRAPHIC_FRAMES = concept("Total Number of Radiographic Frames", DCM("113731"))
-
-# --- Philips Allura Xper private items (scheme 99PHI-IXR-XPER) -------------------------------
-# Used only where the standard item is absent: the Allura sends its pulse count as "Number of
-# Frames" and its table height only as a private item.
-PHILIPS_NUMBER_OF_FRAMES = concept("Philips Number of Frames", Code("99PHI-IXR-XPER", "003"))
-PHILIPS_TABLE_HEIGHT = concept("Philips Table Height Position", Code("99PHI-IXR-XPER", "021"))
-
-# --- modality ---------------------------------------------------------------------------------
-ACQUISITION_DEVICE_TYPE = concept("Acquisition Device Type", DCM("122142"))
-DEVICE_OBSERVER_MODEL_NAME = DCM("121015")
-FLUOROSCOPY_GUIDED = DCM("113957")
-INTEGRATED = DCM("113958")
-CASSETTE_BASED = DCM("113959")
-FLUOROSCOPY_EVENT = (SRT("P5-06000"), SCT("44491008"))
 
 
 def read_projection(ds: Dataset, warnings: list[str]) -> tuple[Projection, str]:
@@ -166,7 +159,7 @@ def irradiation_event(event: Reader) -> ProjectionEvent:
     field = philips_xper.collimated_field(event, sid_mm) if not (
         event.has(COLLIMATED_FIELD_AREA) or event.has(COLLIMATED_FIELD_HEIGHT)) else philips_xper.NO_FIELD
     return ProjectionEvent(
-        irradiation_event_uid=event.uid(EVENT_UID),
+        irradiation_event_uid=event.uid(IRRADIATION_EVENT_UID),
         plane=plane_of(event),
         datetime_started=event.datetime(DATETIME_STARTED),
         event_type=event.meaning(EVENT_TYPE),
@@ -250,4 +243,4 @@ def _has_fluoroscopy(projection: Projection, event_items: list[Dataset]) -> bool
         fluoro = (plane.fluoro_dap_total_Gym2, plane.fluoro_dose_rp_total_Gy, plane.total_fluoro_time_s)
         if any(value for value in fluoro):  # None and 0 alike are no fluoroscopy
             return True
-    return any(sr.coded_value(sr.find(item, EVENT_TYPE.codes)) in FLUOROSCOPY_EVENT for item in event_items)
+    return any(sr.coded_value(sr.find(item, EVENT_TYPE.codes)) in FLUOROSCOPY.codes for item in event_items)

@@ -18,21 +18,21 @@ from shared import sr
 from shared.dicom import ENHANCED_SR, XRAY_RADIATION_DOSE_SR, text
 from shared.outcome import Failed, Ignored
 from shared.report import DoseReport
-from shared.sr import DCM, SCT, SRT, Code
+from shared.codes import (
+    CT_ACCUMULATED,
+    DEVICE_OBSERVER_MANUFACTURER,
+    DEVICE_OBSERVER_MODEL_NAME,
+    DEVICE_OBSERVER_SERIAL_NUMBER,
+    DEVICE_OBSERVER_UID,
+    MAMMOGRAPHY,
+    PROCEDURE_REPORTED,
+    PROJECTION_XRAY,
+    SIEMENS_RADIATION_SUMMARY,
+    X_RAY_RADIATION_DOSE_REPORT,
+)
 from shared import routes
 
 ROUTE = routes.RDSR.name
-
-XRAY_DOSE_REPORT = DCM("113701")
-VARIC_SUMMARY = Code("99SMS_RADSUM", "C-10")
-DEVICE_OBSERVER_UID = DCM("121012")
-DEVICE_OBSERVER_MANUFACTURER = DCM("121014")
-DEVICE_OBSERVER_MODEL = DCM("121015")
-DEVICE_OBSERVER_SERIAL = DCM("121016")
-PROCEDURE_REPORTED = DCM("121058")
-CT_ACCUMULATED = DCM("113811")
-PROJECTION_XRAY = DCM("113704")
-MAMMOGRAPHY_PROCEDURE = (SRT("P5-40010"), SCT("71651007"))
 
 
 def template_of(ds: Dataset) -> Optional[str]:
@@ -45,15 +45,15 @@ def kind_of(ds: Dataset) -> str:
     """'ct', 'projection', 'mammography' or 'varic'. Falls back on content when the template
     identifier is missing: a CT accumulated container means CT (the reference rejects such a CT
     report; we read it), a procedure of Projection X-Ray (GE OEC Elite MiniView) means TID 10001."""
-    if sr.is_concept(ds, VARIC_SUMMARY):
+    if sr.is_concept(ds, SIEMENS_RADIATION_SUMMARY):
         return "varic"
     template = template_of(ds)
     procedure = sr.coded_value(sr.find(ds, PROCEDURE_REPORTED))
     if template == "10011" or (template is None and sr.find(ds, CT_ACCUMULATED) is not None):
         return "ct"
     if template == "10001" or (template is None and (procedure == PROJECTION_XRAY
-                                                     or procedure in MAMMOGRAPHY_PROCEDURE)):
-        return "mammography" if procedure in MAMMOGRAPHY_PROCEDURE else "projection"
+                                                     or procedure in MAMMOGRAPHY.codes)):
+        return "mammography" if procedure in MAMMOGRAPHY.codes else "projection"
     raise Failed(f"dose report with unsupported or missing template identifier ({template!r}) "
                  "and no CT or projection content to recognise it by")
 
@@ -62,7 +62,7 @@ def check_is_dose_report(ds: Dataset) -> None:
     sop_class = text(ds, "SOPClassUID")
     if sop_class not in (XRAY_RADIATION_DOSE_SR, ENHANCED_SR):
         raise Ignored(f"SOP class {sop_class} is not an X-Ray Radiation Dose SR or Enhanced SR")
-    if not (sr.is_concept(ds, XRAY_DOSE_REPORT) or sr.is_concept(ds, VARIC_SUMMARY)):
+    if not (sr.is_concept(ds, X_RAY_RADIATION_DOSE_REPORT) or sr.is_concept(ds, SIEMENS_RADIATION_SUMMARY)):
         concept = sr.concept_name(ds)
         raise Ignored(f"structured report whose root concept {tuple(concept) if concept else None} "
                       "is not an X-Ray Radiation Dose Report")
@@ -82,8 +82,8 @@ def extract_report(ds: Dataset, options: ExtractOptions) -> DoseReport:
     equipment.device_observer_uid = sr.uid(sr.find(ds, DEVICE_OBSERVER_UID))
     # The device observer context names the device too; it fills what the header leaves empty
     # (a Philips Allura gives its model only there), so that the device key has it.
-    for name, code in (("manufacturer", DEVICE_OBSERVER_MANUFACTURER), ("model", DEVICE_OBSERVER_MODEL),
-                       ("serial_number", DEVICE_OBSERVER_SERIAL)):
+    for name, code in (("manufacturer", DEVICE_OBSERVER_MANUFACTURER), ("model", DEVICE_OBSERVER_MODEL_NAME),
+                       ("serial_number", DEVICE_OBSERVER_SERIAL_NUMBER)):
         if getattr(equipment, name) is None:
             setattr(equipment, name, sr.text(sr.find(ds, code)) or None)
     report = DoseReport(study=study, patient=patient_from_header(ds, study.study_date, options),

@@ -9,28 +9,22 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
-from services.extractors.rdsr.irradiation import Problems, Reader, concept
+from services.extractors.rdsr.irradiation import Problems, Reader
 from shared.units import DAP_GYM2, SECONDS
 from shared.outcome import Ignored
 from shared.report import Projection, ProjectionPlane
-from shared.sr import Code
-
-SCHEME = "99SMS_RADSUM"
-TOTAL_EXPOSURES = concept("Total number of exposures", Code(SCHEME, "C-200"))
-CUMULATIVE_FLUORO_TIME = concept("Cumulative fluoro time", Code(SCHEME, "C-202"))
-CUMULATIVE_DAP = concept("Cumulative dose area product", Code(SCHEME, "C-204"))
-
+from shared.codes import VARIC_CUMULATIVE_DAP, VARIC_CUMULATIVE_FLUORO_TIME, VARIC_TOTAL_EXPOSURES
 
 def read_varic(ds: Dataset, warnings: list[str]) -> Projection:
     problems = Problems("Varic summary")
     root = Reader(ds, problems)
-    if not any(root.has(c) for c in (TOTAL_EXPOSURES, CUMULATIVE_FLUORO_TIME, CUMULATIVE_DAP)):
+    if not any(root.has(c) for c in (VARIC_TOTAL_EXPOSURES, VARIC_CUMULATIVE_FLUORO_TIME, VARIC_CUMULATIVE_DAP)):
         raise Ignored("Siemens radiation summary report without exposures, fluoro time or dose area product")
     plane = ProjectionPlane(
         plane="single",
-        dap_total_Gym2=root.number(CUMULATIVE_DAP, DAP_GYM2),
-        total_fluoro_time_s=root.number(CUMULATIVE_FLUORO_TIME, SECONDS),
-        total_radiographic_frames=root.whole_number(TOTAL_EXPOSURES),
+        dap_total_Gym2=root.number(VARIC_CUMULATIVE_DAP, DAP_GYM2),
+        total_fluoro_time_s=root.number(VARIC_CUMULATIVE_FLUORO_TIME, SECONDS),
+        total_radiographic_frames=root.whole_number(VARIC_TOTAL_EXPOSURES),
     )
     problems.flush(warnings)
     return Projection(planes=[plane], events=[])
