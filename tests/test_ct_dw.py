@@ -219,3 +219,19 @@ def test_enriching_a_stored_report_again_keeps_its_image_dw(cfg):
     assert again.ct.events[3].ssde_mGy == pytest.approx(stored.ct.events[3].ssde_mGy)
     # but a rebuild with the (now empty) measurements drops it
     assert enrich(stored, cfg, []).ct.events[3].water_equivalent_diameter_mm is None
+
+
+def test_doseflow_extract_on_a_ct_image_says_its_dw(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "slice.dcm"
+    expected = phantom_image(path, study_uid="1.2.3", event_uid=None, z_mm=7.0, series_uid="1.2.3.1")
+    out = subprocess.run([sys.executable, "-m", "doseflow", "extract", str(path), "--json"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    # not on the sampling grid, but `extract` measures any image it is given
+    assert answer["outcome"] == "ignored"
+    assert answer["reason"].startswith(f"CT image without dose data: water-equivalent diameter {expected:.1f} mm")
