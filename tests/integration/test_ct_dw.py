@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 
 import psycopg
 import pydicom
@@ -20,7 +19,7 @@ import pytest
 from services.audit.indices import ssde_factor
 from tests.conftest import corpus_file
 from tests.ct_images import CORPUS_CT_IMAGE, phantom_image
-from tests.integration.conftest import _with_db, doseflow, ledger, wait_until
+from tests.integration.conftest import doseflow, fresh_database, ledger, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -113,15 +112,9 @@ def test_images_and_rdsr_in_any_order_give_the_events_ssde(workers, doseflow_env
     broker_study, _ = spiral(doseflow_env)
 
     # `doseflow import` of the same files, RDSR in the middle, stores the same study
-    name = "doseflow_test_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    env = {**doseflow_env, "DOSEFLOW_DATABASE_URL": _with_db(service_urls["pg"], name)}
-    try:
+    with fresh_database(service_urls["pg"]) as url:
+        env = {**doseflow_env, "DOSEFLOW_DATABASE_URL": url}
         result = doseflow(env, "import", str(late), str(rdsr), *map(str, first))
         assert result.stdout.strip().endswith("stored 5, ignored 3, failed 0")
         imported, _ = spiral(env)
-    finally:
-        with psycopg.connect(service_urls["pg"], autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     assert imported == broker_study
