@@ -130,6 +130,36 @@ def test_an_image_without_pixel_data_is_ignored(tmp_path):
     assert dw_from_dataset(ds) == (None, "no pixel data")
 
 
+@pytest.mark.parametrize("attrs, reason", [
+    (dict(Rows=4096, Columns=4096), "image of 4096 x 4096 pixels is larger than measured"),
+    (dict(NumberOfFrames=400), "400 frames: Dw is measured on single axial slices"),
+    (dict(BitsAllocated=64), "64 bits allocated per pixel"),
+    (dict(PixelSpacing=None), "no pixel spacing"),
+])
+def test_the_header_bounds_the_work_before_any_pixel_is_read(tmp_path, attrs, reason):
+    path = tmp_path / "big.dcm"
+    phantom_image(path, study_uid="1.2.3", event_uid=None, z_mm=0.0, series_uid="1.2.3.1")
+    ds = pydicom.dcmread(path)
+    for name, value in attrs.items():
+        if value is None:
+            delattr(ds, name)
+        else:
+            setattr(ds, name, value)
+    ds.save_as(path)
+    with pytest.raises(Ignored) as exc:
+        measure_file(str(path), str(path))
+    assert exc.value.reason.startswith(reason)
+
+
+def test_a_file_too_large_for_a_slice_is_not_read(tmp_path):
+    path = tmp_path / "huge.dcm"
+    phantom_image(path, study_uid="1.2.3", event_uid=None, z_mm=0.0, series_uid="1.2.3.1")
+    with open(path, "ab") as f:
+        f.truncate(path.stat().st_size + (65 << 20))  # sparse: 65 MB of nothing after the 0.5 MB slice
+    with pytest.raises(Ignored, match=r"^file of 66 MB is larger than one CT slice \(64 MB at most\)"):
+        measure_file(str(path), str(path))
+
+
 # --- one Dw per event ---------------------------------------------------------------------------------
 
 

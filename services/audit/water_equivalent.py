@@ -35,6 +35,8 @@ THRESHOLD_HU = -400.0
 # Bounds on the work per image: rows x columns (a CT slice is 512 x 512, some 1024 x 1024) and
 # the bytes of pixel data decoded.
 MAX_PIXELS = 2048 * 2048
+# A file larger than this is not one CT slice (2048 x 2048 x 32 bits is 16 MB): not read.
+MAX_FILE_BYTES = 64 << 20
 # One image per this much table travel is measured [doseflow convention]: AAPM 220 Fig. 2
 # sampled every 10th image; 20 mm gives 5 to 25 samples over a 100 to 500 mm scan range.
 SAMPLE_INTERVAL_MM = 20.0
@@ -155,6 +157,12 @@ def not_measurable(ds) -> Optional[str]:
         return "no image size (Rows, Columns)"
     if rows[0] * columns[0] > MAX_PIXELS:
         return f"image of {rows[0]:g} x {columns[0]:g} pixels is larger than measured ({MAX_PIXELS} pixels at most)"
+    frames = _numbers(ds.get("NumberOfFrames"))
+    if frames and frames[0] > 1:  # a CT Image Storage slice is one frame; decoding more is unbounded work
+        return f"{frames[0]:g} frames: Dw is measured on single axial slices"
+    bits = _numbers(ds.get("BitsAllocated"))
+    if bits and bits[0] not in (8, 16, 32):
+        return f"{bits[0]:g} bits allocated per pixel: not a CT slice this stage decodes"
     return None
 
 

@@ -7,11 +7,12 @@ water_equivalent.MAX_PIXELS). The measurement itself is pure (services/audit/wat
 """
 from __future__ import annotations
 
+import os
 import time
 
 from pydicom.dataset import Dataset
 
-from services.audit.water_equivalent import (SAMPLE_INTERVAL_MM, dw_from_dataset, not_measurable, not_sampled,
+from services.audit.water_equivalent import (MAX_FILE_BYTES, SAMPLE_INTERVAL_MM, dw_from_dataset, not_measurable, not_sampled,
                                              slice_z_mm)
 from shared.dicom import read_header, read_object, text
 from shared.messages import ImageMeasured
@@ -30,6 +31,13 @@ def measure_file(path: str, real_path: str, *, interval_mm: float = SAMPLE_INTER
     why = not_measurable(ds) or (not_sampled(ds, interval_mm) if sample else None)
     if why:
         raise Ignored(why)
+    try:
+        size = os.stat(real_path).st_size
+    except OSError:
+        size = 0  # read_object says what is wrong with the file
+    if size > MAX_FILE_BYTES:
+        raise Ignored(f"file of {size / (1 << 20):.0f} MB is larger than one CT slice ({MAX_FILE_BYTES >> 20} MB at "
+                      "most): not read")
     started = time.perf_counter()
     full = read_object(real_path)
     measured, why = dw_from_dataset(full)
