@@ -70,7 +70,7 @@ def test_the_worker_host_runs_only_workers_against_the_remote_broker_and_databas
     result = config(tmp_path, WORKER_HOST, WORKER_HOST_ENV)
     assert result.returncode == 0, result.stderr
     services = services_of(result.stdout)
-    assert set(services) == {"classifier", "extractor", "toshiba-builder", "writer"}
+    assert set(services) == {"classifier", "extractor", "ct-dw", "toshiba-builder", "writer"}
     for name in services:
         block = service_block(result.stdout, name)
         assert f"- worker\n    - {name}" in block
