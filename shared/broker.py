@@ -7,9 +7,13 @@
   publishing and the ack when the work is done (pika is not thread-safe, so results are handed
   back with `add_callback_threadsafe`). Nothing is acked before its output is confirmed or its
   database transaction committed.
-- A handler returns a `Result`: messages to publish, or a dead-letter reason. Transient faults
-  are retried inside handlers; an unexpected exception dead-letters the message with the
-  exception as reason and the worker carries on.
+- A stage is a `Stage`: its queue, its message model and its pure handler (message in ->
+  `Result` out: messages to publish, or a dead-letter reason). Decoding, the outcome of an object
+  a stage ignores or fails, and dead-lettering happen in `Stage.__call__`, for every queue.
+  Transient faults are retried inside handlers; an unexpected exception dead-letters the message
+  with the exception as reason and the worker carries on (`handle_delivery`).
+- `consume` runs stages on RabbitMQ; `InProcessBroker` runs the same stages in one process
+  (`doseflow import`), the way dramatiq's StubBroker runs the same actors without a broker.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pika
 import pika.exceptions
@@ -83,21 +88,71 @@ class Result:
 Handler = Callable[[bytes, dict], Result]
 
 
-def bind(model, handle: Callable) -> Handler:
-    """A queue's handler from its message model and the stage's handler of decoded messages
-    (message in -> Result out): decoding, and dead-lettering a body that does not decode, happen
-    here for every queue."""
-    from shared.messages import UndecodableMessage, decode
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline as both compositions run it (`consume` on RabbitMQ,
+    `InProcessBroker` for `doseflow import`): the queue it takes, the message model of that
+    queue, and the stage's pure handler of decoded messages (message in -> Result out).
 
-    def handler(body: bytes, headers: dict) -> Result:
+    `records`: for a stage whose every message stands for one object (ObjectReceived,
+    ExtractRequest), the stage's name in the ledger. Its handler ends an object by raising
+    `Ignored` or `Failed`; the binding turns that into the object's Outcome for the ledger and,
+    for a failure, a dead letter with the reason, so no handler writes an outcome itself.
+    `at_end`: what the stage does when the input ends, given a publisher; only the in-process
+    composition has an end of input (the Toshiba builder's quiet period is then over)."""
+
+    queue: str
+    model: type
+    handle: Callable[[Any], Result]
+    records: Optional[str] = None
+    at_end: Optional[Callable[[Any], None]] = None
+
+    def __call__(self, body: bytes, headers: dict) -> Result:
+        from shared.messages import UndecodableMessage, decode
+        from shared.outcome import Failed, Ignored
+
         try:
-            msg = decode(model, body)
+            msg = decode(self.model, body)
         except UndecodableMessage as exc:
             return Result(dead_letter_reason=str(exc))
-        return handle(msg)
+        if self.records is None:
+            return self.handle(msg)
+        try:
+            return self.handle(msg)
+        except (Ignored, Failed) as exc:
+            failed = isinstance(exc, Failed)
+            record = outcome(msg.path, "failed" if failed else "ignored", exc.reason, stage=self.records,
+                             route=getattr(msg, "route", None), sop_instance_uid=getattr(msg, "sop_instance_uid", None),
+                             study_instance_uid=getattr(msg, "study_instance_uid", None),
+                             correlation_id=msg.correlation)
+            return Result([record], dead_letter_reason=exc.reason if failed else None)
 
-    handler.model, handler.handle = model, handle
-    return handler
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a route's stage factory (shared/routes.py `Route.stage`) is given: a worker makes it
+    from its settings, `doseflow import` from its own."""
+
+    options: Any  # services.extractors.common.ExtractOptions
+    roots: list[str] = field(default_factory=list)
+    path_map: tuple = ()
+    db: Any = None  # shared.database.Database, for a stage that keeps state between messages
+    # Where a stage writes objects it makes (the Toshiba builder's RDSRs).
+    output_dir: Any = None
+    # In process the input ends: stages then do what waits for a quiet period (`Stage.at_end`).
+    in_process: bool = False
+    # Table travel between the CT images the Dw stage measures (None: the stage's default).
+    dw_sample_interval_mm: Optional[float] = None
+
+
+def handle_delivery(queue: str, handler: Handler, body: bytes, headers: dict) -> Result:
+    """Run one delivery's handler: a bug must not kill the worker (or the import), so any
+    exception dead-letters the message with the exception as reason."""
+    try:
+        return handler(body, headers)
+    except Exception as exc:
+        log.exception("handler for %s failed", queue)
+        return Result(dead_letter_reason=f"internal error in {queue} handler: {type(exc).__name__}: {exc}")
 
 
 def declare_topology(channel, delivery_limit: int) -> None:
@@ -216,10 +271,11 @@ def dead_letter(queue: str, body: bytes, headers: dict, reason: str) -> Publish:
         AT_HEADER: _dt.datetime.now(_dt.timezone.utc).isoformat()})
 
 
-def consume(url: str, handlers: dict[str, Handler], *, prefetch: int, delivery_limit: int,
+def consume(url: str, stages: Iterable[Stage], *, prefetch: int, delivery_limit: int,
             stop: Optional[threading.Event] = None, readiness=None) -> None:
-    """Run `handlers` (queue -> handler) until `stop` is set, reconnecting with backoff.
+    """Run `stages` (each on its queue) until `stop` is set, reconnecting with backoff.
     `readiness` (shared.readiness.Readiness) beats while consuming and is cleared otherwise."""
+    handlers: dict[str, Handler] = {stage.queue: stage for stage in stages}
     stop = stop or threading.Event()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="work")
     try:
@@ -282,12 +338,7 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor, readi
         # logs stays with it, through `finish`, and never leaks into the next message.
         context = contextvars.copy_context()
         started = time.monotonic()
-        try:
-            result = context.run(handler, body, headers)
-        except Exception as exc:  # a bug must not kill the worker: record it with the message
-            context.run(log.exception, "handler for %s failed", queue)
-            result = Result(dead_letter_reason=f"internal error in {queue} handler: "
-                                               f"{type(exc).__name__}: {exc}")
+        result = context.run(handle_delivery, queue, handler, body, headers)
         metrics.MESSAGE_SECONDS.labels(queue).observe(time.monotonic() - started)
         connection.add_callback_threadsafe(functools.partial(context.run, finish, queue, method, body, headers,
                                                              result))
@@ -309,3 +360,64 @@ def _consume_once(url, handlers, prefetch, delivery_limit, stop, executor, readi
                 connection.close()
             except Exception:
                 pass
+
+
+class Requeued(RuntimeError):
+    """In process, a handler gave its message back: a transient fault (the database) outlasted
+    its retries, and there is no other consumer to take the message later."""
+
+
+class InProcessBroker:
+    """The pipeline in one process, no RabbitMQ (`doseflow import`): the same topology
+    (QUEUES), the same stages, every message encoded and decoded as on the wire, so an import
+    and a broker deployment run one wiring. Like dramatiq's StubBroker it stands in for the
+    broker and runs the real handlers; unlike it there are no worker threads: `drain` handles
+    the waiting messages in the order they were published, each message's results before the
+    next input, on the caller's thread.
+
+    A Result is applied as `consume` applies it: its publishes queued, a dead letter kept in
+    `dead_letters` as (queue, reason), then the message is dropped (the ack: its database work
+    is committed by then). A message for a queue no stage here takes (StudyStored without an
+    alerts stage) is counted in `unconsumed`, as it would wait in RabbitMQ for its consumer."""
+
+    def __init__(self, stages: Iterable[Stage]):
+        self.stages: dict[str, Stage] = {stage.queue: stage for stage in stages}
+        self._queue_of = {binding: queue for queue, binding in QUEUES.items()}
+        self._waiting: deque[tuple[str, bytes, dict]] = deque()
+        self.dead_letters: list[tuple[str, str]] = []
+        self.unconsumed: dict[str, int] = {}
+
+    def publish(self, p: Publish) -> None:
+        if p.exchange == DEAD_EXCHANGE:
+            self.dead_letters.append((p.routing_key, (p.headers or {}).get(REASON_HEADER, "")))
+            return
+        queue = self._queue_of.get((p.exchange, p.routing_key))
+        if queue is None:  # RabbitMQ returns a mandatory publish no queue is bound for
+            raise LookupError(f"no queue is bound to {p.exchange} with key {p.routing_key!r}")
+        if queue in self.stages:
+            self._waiting.append((queue, p.body, p.headers or {}))
+        else:
+            self.unconsumed[queue] = self.unconsumed.get(queue, 0) + 1
+
+    def drain(self) -> None:
+        """Handle every waiting message, and what they publish, until no message waits."""
+        while self._waiting:
+            queue, body, headers = self._waiting.popleft()
+            # Each message in a context of its own, as in `consume`: its correlation id stays with it.
+            result = contextvars.copy_context().run(handle_delivery, queue, self.stages[queue], body, headers)
+            if result.requeue:
+                raise Requeued(f"a {queue} message could not be handled: a transient fault (the database?) "
+                               "outlasted its retries")
+            for p in result.publishes:
+                self.publish(p)
+            if result.dead_letter_reason is not None:
+                self.dead_letters.append((queue, result.dead_letter_reason))
+
+    def end_of_input(self) -> None:
+        """The input has ended: each stage with work held back for a quiet period does it now
+        (the Toshiba builder builds its studies), and what that publishes is handled."""
+        self.drain()
+        for stage in self.stages.values():
+            if stage.at_end is not None:
+                stage.at_end(self)
+                self.drain()

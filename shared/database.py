@@ -161,18 +161,29 @@ DATABASE_PATIENCE_S = 600
 class Database:
     """One connection, reopened when the server went away."""
 
-    def __init__(self, url: str):
-        self.url = url
+    def __init__(self, url: str, patience_s: float = DATABASE_PATIENCE_S):
+        self.url, self.patience_s = url, patience_s
         self.conn: psycopg.Connection | None = None
+
+    @classmethod
+    def over(cls, conn: psycopg.Connection) -> "Database":
+        """The stages' Database on a connection the caller holds (`doseflow import`): one try,
+        no reconnecting; a lost connection ends in RetryError like an outage outlasting a
+        service's patience."""
+        db = cls("", patience_s=0)
+        db.conn = conn
+        return db
 
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
         @retry(retry=retry_if_exception_type(psycopg.OperationalError), sleep=lifecycle.sleep,
-               wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(DATABASE_PATIENCE_S),
+               wait=wait_exponential_jitter(multiplier=0.5, max=10), stop=stop_after_delay(self.patience_s),
                before_sleep=lambda rs: (metrics.retried("database"),
                                         log.warning("database unavailable (%s); retrying",
                                                     str(rs.outcome.exception()).strip()[:200])))
         def attempt():
             if self.conn is None or self.conn.closed or self.conn.broken:
+                if not self.url:
+                    raise psycopg.OperationalError("the database connection was lost")
                 self.conn = connect(self.url)
             try:
                 return work(self.conn)

@@ -5,7 +5,9 @@ A route is the classifier's verdict for one object: the name it publishes with (
 consumes, the name `doseflow import/extract --as` accepts, and the function that extracts it.
 The broker topology (shared/broker.py), the generated deploy/rabbitmq/definitions.json, the CLI
 choices and the report's `Route` type are all derived from this table, so a new modality is
-one row here, one extractor module and one classifier rule.
+one row here, one extractor module and one classifier rule. The stage that consumes a route's
+queue is named here too (`stage`), so the route's worker and the in-process import build it the
+same way.
 
 The extractor is named as "module:function" and imported when first used: `shared/` holds the
 contracts and never imports a service.
@@ -27,12 +29,23 @@ class Route:
     # give no report of their own (CT images measured for their water-equivalent diameter).
     extractor: Optional[str]
     description: str
+    # "module:function" of the factory of the stage that consumes the route's queue,
+    # (Route, shared.broker.StageContext) -> shared.broker.Stage: the route's worker and
+    # `doseflow import` both build the route's stage with it.
+    stage: str = "services.extractors.worker:route_stage"
 
     def extract_function(self) -> Callable:
         if self.extractor is None:
             raise LookupError(f"route {self.name!r} has no per-object extractor")
-        module, _, function = self.extractor.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _function(self.extractor)
+
+    def stage_function(self) -> Callable:
+        return _function(self.stage)
+
+
+def _function(name: str) -> Callable:
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 RDSR = Route("rdsr", "extract.rdsr", "rdsr", "services.extractors.rdsr:extract",
@@ -44,11 +57,13 @@ DX_IMAGE = Route("dx_image", "extract.dx_image", "dx", "services.extractors.dx_i
 CT_PHILIPS = Route("ct_philips", "extract.ct_philips", "ctphilips", "services.extractors.ct_philips:extract",
                    'Philips CT "Dose Info" secondary captures')
 TOSHIBA = Route("toshiba", "toshiba.collect", "toshiba", None,
-                "legacy Toshiba CT (dose screen + image headers), built per study")
+                "legacy Toshiba CT (dose screen + image headers), built per study",
+                stage="services.toshiba_builder.worker:collect_stage")
 # Not a dose object: a CT axial image of a study whose dose comes in its RDSR. Its patient
 # contour gives a water-equivalent diameter (AAPM 220) for the SSDE of its irradiation event.
 CT_DW = Route("ct_dw", "measure.ct_dw", "ctdw", None,
-              "CT axial images: water-equivalent diameter (AAPM 220) for SSDE")
+              "CT axial images: water-equivalent diameter (AAPM 220) for SSDE",
+              stage="services.ct_dw.worker:route_stage")
 
 ROUTES: tuple[Route, ...] = (RDSR, MG_IMAGE, DX_IMAGE, CT_PHILIPS, TOSHIBA, CT_DW)
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

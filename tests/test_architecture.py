@@ -148,3 +148,58 @@ def test_the_code_rules_see_a_violation():
                     'class Coded(NamedTuple):\n    value: str\n    scheme: str\n    meaning: str\n')
     found = _code_offences(Path("bad.py"), bad, _declared_code_values())
     assert len(found) == 5, found  # the call, the value twice, the scheme, the class
+
+
+# --- one composition -------------------------------------------------------------------------
+
+# The caller's configuration, passed through to the stages unread.
+CONFIGURATION_TYPES = {"services.classifier.rules.RoutingRules", "services.extractors.common.ExtractOptions",
+                       "services.alerts.rules.RuleSet"}
+
+
+def _import_offenders(tree: ast.Module) -> list[str]:
+    import importlib
+    import inspect
+
+    offenders = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("services.")):
+            continue
+        for alias in node.names:
+            name = f"{node.module}.{alias.name}"
+            if name in CONFIGURATION_TYPES:
+                continue
+            value = getattr(importlib.import_module(node.module), alias.name, None)
+            factory = node.module.endswith(".worker") and callable(value) and \
+                "Stage" in str(inspect.signature(value).return_annotation)
+            if not factory:
+                offenders.append(f"line {node.lineno} imports {name}")
+    return offenders
+
+
+def test_the_import_composes_the_services_stages_and_holds_no_stage_logic_of_its_own():
+    # One wiring of the pipeline: `doseflow import` takes the stages from the services'
+    # workers (and each route's stage from the registry), never a classifier, extractor,
+    # builder or store function, so it cannot drift from what the services do.
+    assert _import_offenders(MODULES[Path("doseflow/importer.py")]) == []
+    # The rule sees a second wiring: the functions the import used to call itself.
+    before = ast.parse("from services.classifier.worker import classify_file\n"
+                       "from services.toshiba_builder.study import finish\n"
+                       "from services.writer.store import store_report\n")
+    assert len(_import_offenders(before)) == 3
+
+
+def test_every_route_names_a_stage_that_takes_its_queue():
+    # A new route (or a new stage on one) plugs into the workers and the import alike through
+    # its registry row; the factory is found and builds a stage on the route's own queue.
+    import shared.routes as routes
+    from services.extractors.common import ExtractOptions
+    from shared.broker import Stage, StageContext
+    from shared.messages import ExtractRequest
+
+    for in_process in (False, True):
+        context = StageContext(ExtractOptions(), [], output_dir=Path("/nonexistent"), in_process=in_process)
+        for route in routes.ROUTES:
+            stage = route.stage_function()(route, context)
+            assert isinstance(stage, Stage) and (stage.queue, stage.model) == (route.queue, ExtractRequest), route
+            assert stage.records, route  # each object it ends has its outcome recorded

@@ -4,7 +4,7 @@ re-delivered message raises nothing twice (services/alerts/store.py)."""
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
 from tenacity import RetryError
 
@@ -26,16 +26,20 @@ def count_raised(new) -> None:
                  alert.study_instance_uid)
 
 
-def make_handlers(db: Database, rules: RuleSet) -> dict[str, broker.Handler]:
+def make_handlers(db: Database, rules: RuleSet, also: Optional[Callable[[list], None]] = None) -> list[broker.Stage]:
+    """The alerts stage. The alerts each study raised are counted and logged, and given to
+    `also` (the import counts them for its summary)."""
     def on_study(msg: StudyStored) -> Result:
         try:
             new = db.run(lambda conn: evaluate_stored(conn, msg.study_instance_uid, rules))
         except RetryError:
             return Result(requeue=True)
         count_raised(new)
+        if also is not None:
+            also(new)
         return Result()
 
-    return {"alerts": broker.bind(StudyStored, on_study)}
+    return [broker.Stage("alerts", StudyStored, on_study)]
 
 
 def run(settings, stop=None, rules: Optional[RuleSet] = None) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 from services.extractors.common import ExtractOptions
 from services.extractors.routes import EXTRACT_ROUTES, extract
 from shared import broker
-from shared.broker import Publish, Result, outcome
+from shared.broker import Publish, Result
 from shared.dicom import read_header
 from shared.messages import ExtractRequest, ReportReady
-from shared.outcome import Failed, Ignored
+from shared.outcome import Failed
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness
 from shared.report import DoseReport
-from shared.routes import BY_NAME as ROUTES_BY_NAME
+
+STAGE = "extractor"
+from shared.routes import BY_NAME as ROUTES_BY_NAME, Route
 
 
 def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> DoseReport:
@@ -28,26 +30,24 @@ def extract_file(path: str, route: str, options: ExtractOptions, ds=None) -> Dos
     return report
 
 
-def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map: PathMap = ()):
+def make_handler(route: str, options: ExtractOptions, roots: list[str], path_map: PathMap = ()) -> broker.Stage:
+    """The extractor stage of one route, on that route's queue."""
     def handle(msg: ExtractRequest) -> Result:
-        try:
-            report = extract_file(check_ingest_path(msg.path, roots, path_map), route, options)
-        except (Ignored, Failed) as exc:
-            status = "ignored" if isinstance(exc, Ignored) else "failed"
-            record = outcome(msg.path, status, exc.reason, stage="extractor", route=route,
-                             sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
-                             correlation_id=msg.correlation)
-            return Result([record], dead_letter_reason=exc.reason if status == "failed" else None)
+        report = extract_file(check_ingest_path(msg.path, roots, path_map), route, options)
         ready = ReportReady(path=msg.path, report=report, correlation_id=msg.correlation)
         return Result([Publish(broker.REPORTS_EXCHANGE, "writer", ready.encode())])
 
-    return broker.bind(ExtractRequest, handle)
+    return broker.Stage(ROUTES_BY_NAME[route].queue, ExtractRequest, handle, records=STAGE)
+
+
+def route_stage(route: Route, context: broker.StageContext) -> broker.Stage:
+    """The registry's stage factory for an extracted route (shared/routes.py `Route.stage`)."""
+    return make_handler(route.name, context.options, context.roots, context.path_map)
 
 
 def run(settings, routes: list[str] | None = None, stop=None) -> None:
-    options = ExtractOptions.from_settings(settings)
-    routes = routes or list(EXTRACT_ROUTES)
-    handlers = {ROUTES_BY_NAME[r].queue: make_handler(r, options, settings.ingest_roots, settings.path_map)
-                for r in routes}
-    broker.consume(settings.amqp_url, handlers, prefetch=settings.prefetch,
-                   delivery_limit=settings.delivery_limit, stop=stop, readiness=Readiness(settings.ready_file))
+    context = broker.StageContext(ExtractOptions.from_settings(settings), settings.ingest_roots, settings.path_map)
+    stages = [ROUTES_BY_NAME[r].stage_function()(ROUTES_BY_NAME[r], context) for r in routes or EXTRACT_ROUTES]
+    broker.consume(settings.amqp_url, stages,
+                   prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop,
+                   readiness=Readiness(settings.ready_file))

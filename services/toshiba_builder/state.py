@@ -28,9 +28,15 @@ def collect_object(conn: psycopg.Connection, obj: Collected) -> bool:
     return new
 
 
-def claim_due_study(conn: psycopg.Connection, quiet_seconds: float) -> Optional[str]:
+def claim_due_study(conn: psycopg.Connection, quiet_seconds: float, study: Optional[str] = None) -> Optional[str]:
     """Lock one study that has been quiet long enough and is not waiting out a retry (caller
-    holds the transaction); other builders skip it, so each study is built by one of them."""
+    holds the transaction); other builders skip it, so each study is built by one of them.
+    `study`: that one if it is still collecting, quiet or not, retry due or not (the in-process
+    import at the end of its input, where there is no later to wait for)."""
+    if study is not None:
+        row = conn.execute("SELECT study_instance_uid FROM toshiba_study WHERE status = 'collecting'"
+                           " AND study_instance_uid = %s FOR UPDATE SKIP LOCKED", (study,)).fetchone()
+        return row[0] if row else None
     row = conn.execute(
         "SELECT study_instance_uid FROM toshiba_study WHERE status = 'collecting'"
         " AND last_seen <= now() - make_interval(secs => %s) AND (retry_after IS NULL OR retry_after <= now())"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Optional
 
 from tenacity import RetryError
 
@@ -30,12 +31,12 @@ from services.toshiba_builder.ocr import OcrUnavailable
 from services.toshiba_builder.study import Finished, collect, finish, write_rdsr
 from services.writer.store import stored_objects
 from shared import broker, metrics
-from shared.broker import Publish, Publisher, Result, outcome
+from shared.broker import Publish, Publisher, Result
 from shared.database import Database, migrate
 from shared.dicom import read_header, read_object
 from shared.ledger import record_outcome
 from shared.messages import ExtractRequest, ObjectReceived, ReportReady
-from shared.outcome import Failed
+from shared.outcome import Failed, Ignored
 from shared.paths import PathMap, check_ingest_path
 from shared.readiness import Readiness, database_answers
 from shared.routes import TOSHIBA
@@ -48,26 +49,42 @@ def output_dir(settings) -> Path:
     return settings.toshiba_output_dir or settings.data_dir / "toshiba-rdsr"
 
 
-def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str], path_map: PathMap = ()):
+NOT_LEGACY_CT = "object of a legacy CT study that is neither a dose summary page nor a CT image"
+
+
+def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str], path_map: PathMap = (), *,
+                         out_dir: Optional[Path] = None) -> broker.Stage:
+    """The collect stage on the Toshiba route's queue. With `out_dir` (the in-process import)
+    it also remembers the studies it collected and builds them at the end of the input
+    (`Stage.at_end`): there, end of input is the quiet period."""
+    collected: dict[str, None] = {}  # study UIDs in arrival order, kept only in process
+
     def handle(msg: ExtractRequest) -> Result:
-        try:
-            obj = collect(read_header(check_ingest_path(msg.path, roots, path_map)), msg.path, options)
-        except Failed as exc:
-            return Result([outcome(msg.path, "failed", exc.reason, stage=STAGE, route=TOSHIBA.name,
-                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
-                                   correlation_id=msg.correlation)], dead_letter_reason=exc.reason)
+        obj = collect(read_header(check_ingest_path(msg.path, roots, path_map)), msg.path, options)
         if obj.kind == "other":
-            return Result([outcome(msg.path, "ignored", "object of a legacy CT study that is neither a dose "
-                                   "summary page nor a CT image", stage=STAGE, route=TOSHIBA.name,
-                                   sop_instance_uid=msg.sop_instance_uid, study_instance_uid=msg.study_instance_uid,
-                                   correlation_id=msg.correlation)])
+            raise Ignored(NOT_LEGACY_CT)
         try:
             db.run(lambda conn: state.collect_object(conn, obj))
         except RetryError:
             return Result(requeue=True)
+        if out_dir is not None:
+            collected[obj.study_instance_uid] = None
         return Result()
 
-    return broker.bind(ExtractRequest, handle)
+    def at_end(publisher) -> None:
+        for uid in list(collected):
+            db.run(lambda conn: build_one(conn, publisher, out_dir=out_dir, roots=roots, path_map=path_map,
+                                          study=uid))
+        collected.clear()
+
+    return broker.Stage(TOSHIBA.queue, ExtractRequest, handle, records=STAGE,
+                        at_end=at_end if out_dir is not None else None)
+
+
+def collect_stage(route, context: broker.StageContext) -> broker.Stage:
+    """The registry's stage factory for the Toshiba route (shared/routes.py `Route.stage`)."""
+    return make_collect_handler(context.db, context.options, context.roots, context.path_map,
+                                out_dir=context.output_dir if context.in_process else None)
 
 
 def dose_page_reader(roots: list[str], path_map: PathMap = ()):
@@ -88,26 +105,31 @@ def dose_page_reader(roots: list[str], path_map: PathMap = ()):
 DEPLOYMENT_FAULTS = (OcrUnavailable, OSError, *broker.TRANSIENT_AMQP, *broker.REFUSED_PUBLISH)
 
 
-def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
+def build_one(conn, publisher, *, out_dir: Path, roots: list[str], path_map: PathMap = (),
+              quiet_seconds: float = 0.0, study: Optional[str] = None) -> bool:
     """Handle one due study, if any; True when one was handled (built, skipped, failed, or set
-    aside for a retry), so the caller goes on to the next. A study never blocks the others."""
+    aside for a retry), so the caller goes on to the next. A study never blocks the others.
+    `study`: that study now, quiet or not (the in-process import, at the end of its input);
+    there is no later in that process, so a deployment fault also records its objects failed
+    with the reason (the study stays set aside: a builder or the next import builds it)."""
     with conn.transaction():
-        uid = state.claim_due_study(conn, settings.toshiba_quiet_seconds)
+        uid = state.claim_due_study(conn, quiet_seconds, study)
         if uid is None:
             return False
         objects = state.study_objects(conn, uid)
         try:
-            done, built_uid, announced = _build_and_announce(conn, uid, objects, publisher, settings, roots)
+            done, built_uid, announced = _build_and_announce(conn, uid, objects, publisher, out_dir, roots,
+                                                             path_map)
         except DEPLOYMENT_FAULTS as exc:
             reason = f"not built yet: {type(exc).__name__}: {exc}"
             delay = state.postpone(conn, uid, reason[:2000])
             metrics.retried("toshiba_build")
             log.warning("legacy CT study %s %s; retrying in %.0f s", uid[-12:], reason, delay)
+            if study is not None:
+                _record(conn, objects, uid, "failed", reason)
             return True
         status = {"built": "stored", "skipped": "ignored", "no_summary": "ignored", "failed": "failed"}[done.status]
-        for obj in objects:
-            record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=done.reason, route=TOSHIBA.name,
-                           sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
+        _record(conn, objects, uid, status, done.reason)
         state.mark(conn, uid, done.status, done.reason, built_uid)
         log.info("legacy CT study %s: %s", uid[-12:], done.status,
                  extra={"correlation_id": announced.correlation} if announced else None)
@@ -119,12 +141,18 @@ def build_one(conn, publisher: Publisher, settings, roots: list[str]) -> bool:
     return True
 
 
-def _build_and_announce(conn, uid, objects, publisher, settings, roots):
+def _record(conn, objects, uid: str, status: str, reason: str) -> None:
+    for obj in objects:
+        record_outcome(conn, path=obj.path, status=status, stage=STAGE, reason=reason, route=TOSHIBA.name,
+                       sop_instance_uid=obj.sop_instance_uid, study_instance_uid=uid)
+
+
+def _build_and_announce(conn, uid, objects, publisher, out_dir, roots, path_map):
     """Build the study and publish what follows from it: the built RDSR (to ingest), the header
     report (to the writer) or the failure (a dead letter, for replay)."""
     try:
         done = finish(objects, [(route, sop) for route, sop, _ in stored_objects(conn, uid)], state.built_uids(conn, uid),
-                      dose_page_reader(roots, settings.path_map))
+                      dose_page_reader(roots, path_map))
     except DEPLOYMENT_FAULTS:
         raise
     except Exception as exc:  # a defect of ours on this study's data: set it aside, replayable
@@ -132,7 +160,7 @@ def _build_and_announce(conn, uid, objects, publisher, settings, roots):
         done = Finished(status="failed", reason=f"internal error building the study: {type(exc).__name__}: {exc}")
     built_uid, announced = None, None
     if done.status == "built":
-        path = write_rdsr(done.rdsr, output_dir(settings))
+        path = write_rdsr(done.rdsr, out_dir)
         # The built RDSR is a new object with a correlation id of its own (logged below).
         announced = ObjectReceived(path=str(path), origin=STAGE)
         publisher.publish(Publish(broker.INGEST_EXCHANGE, "ingest", announced.encode()))
@@ -160,8 +188,9 @@ def build_loop(db: Database, settings, stop: threading.Event) -> None:
     try:
         while not stop.wait(wait):
             try:
-                while not stop.is_set() and db.run(lambda conn: build_one(conn, publisher, settings,
-                                                                          settings.ingest_roots)):
+                while not stop.is_set() and db.run(lambda conn: build_one(
+                        conn, publisher, out_dir=output_dir(settings), roots=settings.ingest_roots,
+                        path_map=settings.path_map, quiet_seconds=settings.toshiba_quiet_seconds)):
                     pass
                 wait = poll
             except Exception:  # the database away, most likely: wait longer each time, up to a minute
@@ -182,8 +211,8 @@ def run(settings, stop=None) -> None:
                                name="toshiba-build", daemon=True)
     builder.start()
     try:
-        handler = make_collect_handler(db, options, settings.ingest_roots, settings.path_map)
-        broker.consume(settings.amqp_url, {TOSHIBA.queue: handler},
+        context = broker.StageContext(options, settings.ingest_roots, settings.path_map, db)
+        broker.consume(settings.amqp_url, [TOSHIBA.stage_function()(TOSHIBA, context)],
                        prefetch=settings.prefetch, delivery_limit=settings.delivery_limit, stop=stop,
                        readiness=Readiness(settings.ready_file, [database_answers(settings.database_url)]))
     finally:

@@ -17,7 +17,10 @@ from shared.readiness import Readiness, database_answers
 
 log = logging.getLogger(__name__)
 
-def make_handlers(db: Database) -> dict[str, broker.Handler]:
+def make_handlers(db: Database) -> list[broker.Stage]:
+    """The writer's stages: reports on `writer`, CT image measurements on `measurements`,
+    outcomes on `outcomes`. The writer is the
+    ledger: it records outcomes itself (store_report commits the object's row with the report)."""
     def on_report(msg: ReportReady) -> Result:
         try:
             db.run(lambda conn: store_report(conn, msg.report, msg.path))
@@ -54,8 +57,8 @@ def make_handlers(db: Database) -> dict[str, broker.Handler]:
         metrics.object_outcome(msg.route, msg.status)
         return Result()
 
-    return {"writer": broker.bind(ReportReady, on_report), "outcomes": broker.bind(Outcome, on_outcome),
-            "measurements": broker.bind(ImageMeasured, on_measurement)}
+    return [broker.Stage("writer", ReportReady, on_report), broker.Stage("outcomes", Outcome, on_outcome),
+            broker.Stage("measurements", ImageMeasured, on_measurement)]
 
 
 def run(settings, stop=None) -> None:

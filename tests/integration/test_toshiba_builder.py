@@ -227,3 +227,42 @@ def _attempts(database_url, uid) -> int:
 
 def _kind_or_none(path: str):
     return _kind(path) if os.path.exists(path) else None
+
+
+def test_the_import_runs_the_builders_stage_a_study_unfit_to_build_fails_with_its_reason_one_waiting_for_ocr_fails_until_it_is_back(
+        doseflow_env, database_url, tmp_path):
+    # `doseflow import` runs the builder's own stage on an in-process broker: end of input is
+    # the quiet period, and its outcomes are the service's.
+    env = {**doseflow_env, "DOSEFLOW_TOSHIBA_OUTPUT_DIR": str(tmp_path / "built")}
+    first, second = case_files(CASE, tmp_path), case_files(OTHER, tmp_path)
+    uid1, uid2 = expected(CASE)["study_instance_uid"], expected(OTHER)["study_instance_uid"]
+    pages = [f for f in first if _kind(f) == "dose_page"]
+    assert pages
+    for page in pages:  # its header still reads (collected), its pixels are cut short
+        size = os.path.getsize(page)
+        with open(page, "r+b") as f:
+            f.truncate(size - 2000)
+    no_ocr = {**env, "DOSEFLOW_TESSERACT": str(tmp_path / "no-such-tesseract")}
+    result = doseflow(no_ocr, "import", "--as", "toshiba", *first, *second, check=False)
+    assert result.returncode == 1, result.stderr
+    outcomes = ledger(database_url)
+    # A study unfit to build (its dose page unreadable) fails for good, with the page named,
+    # before any OCR; a deployment fault (no OCR engine) fails this run with "not built yet",
+    # and the study stays waiting for a builder or the next import.
+    kept1, kept2 = ([f for f in files if _kind(f) != "other"] for files in (first, second))
+    assert {outcomes[f] for f in kept1} == {("failed", outcomes[pages[0]][1])}
+    assert re.search(rf"dose page {re.escape(pages[0])}: .*cut short", outcomes[pages[0]][1]), outcomes[pages[0]]
+    assert toshiba_state(database_url, uid1)[0] == "failed"
+    assert {outcomes[f][0] for f in kept2} == {"failed"}
+    assert all(outcomes[f][1].startswith("not built yet: OcrUnavailable") for f in kept2), outcomes[kept2[0]]
+    assert toshiba_state(database_url, uid2)[0] == "collecting"
+    ignored = len(first) + len(second) - len(kept1) - len(kept2)
+    assert f"stored 0, ignored {ignored}, failed {len(kept1) + len(kept2)}" in result.stdout
+    assert stored(env, uid1) == [] and stored(env, uid2) == []
+
+    # The engine is back: the same files again build the waiting study, at once.
+    result = doseflow(env, "import", "--as", "toshiba", *second)
+    assert f"stored {len(kept2)}, ignored {len(second) - len(kept2)}, failed 0" in result.stdout
+    assert_matches_expected(stored(env, uid2)[0], OTHER)
+    assert toshiba_state(database_url, uid2)[:2] == ("built", 1)
+    assert {ledger(database_url)[f][0] for f in kept2} == {"stored"}
