@@ -73,8 +73,11 @@ def make_collect_handler(db: Database, options: ExtractOptions, roots: list[str]
 
     def at_end(publisher) -> None:
         for uid in list(collected):
-            db.run(lambda conn: build_one(conn, publisher, out_dir=out_dir, roots=roots, path_map=path_map,
-                                          study=uid))
+            try:
+                db.run(lambda conn: build_one(conn, publisher, out_dir=out_dir, roots=roots, path_map=path_map,
+                                              study=uid))
+            except RetryError:
+                raise broker.Requeued("the legacy CT studies could not be built: the database went away") from None
         collected.clear()
 
     return broker.Stage(TOSHIBA.queue, ExtractRequest, handle, records=STAGE,
