@@ -287,17 +287,6 @@ def number(value) -> Optional[float]:
     return f if math.isfinite(f) else None
 
 
-def attr_number(ds: Dataset, keyword_or_tag) -> Optional[float]:
-    try:
-        elem = ds.get(keyword_or_tag) if isinstance(keyword_or_tag, str) else ds.get(keyword_or_tag)
-    except Exception:
-        return None
-    if elem is None:
-        return None
-    value = elem.value if hasattr(elem, "value") and hasattr(elem, "VR") else elem
-    return number(value)
-
-
 _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
 _DATETIME = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")

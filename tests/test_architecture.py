@@ -7,7 +7,10 @@ bare route name that breaks them fails here:
 - route and extractor-queue names are written once, in the registry `shared/routes.py`;
 - coded concepts have one type and one home: `shared/codes.py` declares every code value and
   the `Code` type; no other module builds a code from literals, writes a declared code value or
-  a coding scheme as a string, or declares a second coded-concept class.
+  a coding scheme as a string, or declares a second coded-concept class;
+- header attributes are read through one accessor, `shared/header.py`: no other module builds a
+  tag from a group and an element number or shifts a private block into place (how a private
+  tag gets found by hand).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from tests.conftest import REPO
 PRODUCT = ("shared", "services", "doseflow")
 REGISTRY = Path("shared/routes.py")
 CODES = Path("shared/codes.py")
+HEADER = Path("shared/header.py")
 
 
 def _modules() -> dict[Path, ast.Module]:
@@ -203,3 +207,29 @@ def test_every_route_names_a_stage_that_takes_its_queue():
             stage = route.stage_function()(route, context)
             assert isinstance(stage, Stage) and (stage.queue, stage.model) == (route.queue, ExtractRequest), route
             assert stage.records, route  # each object it ends has its outcome recorded
+
+
+# --- header accessor ----------------------------------------------------------------------------
+
+
+def _private_tag_offences(path: Path, tree: ast.Module) -> list[str]:
+    offenders = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Tag" \
+                and len(node.args) >= 2:
+            offenders.append(f"{path}:{node.lineno} builds a tag from group and element (use shared.header)")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.LShift) \
+                and isinstance(node.right, ast.Constant) and node.right.value == 8:
+            offenders.append(f"{path}:{node.lineno} shifts a private block into place (use shared.header)")
+    return offenders
+
+
+def test_private_tags_are_found_only_by_the_header_accessor():
+    offenders = [o for path, tree in MODULES.items() if path != HEADER for o in _private_tag_offences(path, tree)]
+    assert offenders == []
+    assert _private_tag_offences(HEADER, MODULES[HEADER])  # the rule sees the one place that may
+
+
+def test_the_header_rule_sees_a_violation():
+    bad = ast.parse("t = ds.get(Tag(0x7005, (block << 8) | 0x40))\n")
+    assert len(_private_tag_offences(Path("bad.py"), bad)) == 2

@@ -14,7 +14,8 @@ from typing import Optional
 from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions, count_out_of_range
-from services.extractors.image_header import HeaderReader, add_seconds, item_meaning, report_header
+from services.extractors.image_header import add_seconds, item_meaning, report_header
+from shared.header import HeaderReader
 from shared.dicom import SECONDARY_CAPTURE, iso_datetime, person_name, text
 from shared.outcome import Ignored
 from shared.report import Ct, CtEvent, CtSource, DoseReport
@@ -23,6 +24,10 @@ from shared import routes
 ROUTE = routes.CT_PHILIPS.name
 
 ELSCINT = "ELSCINT1"
+# The exposure items repeat ELSCINT1's elements at (gggg,10xx) without a creator element of their
+# own, and anonymisers drop creators: so the ELSCINT1 attributes below are read with
+# assume_first_block (no creator in the group at all: the first block is taken as ELSCINT1's;
+# another creator's block is never read as ours).
 DLP_GROUP, DLP_OFFSET = 0x00E1, 0x21  # (00E1,xx21) DLP, mGy·cm: total at top level, per item
 PROTOCOL_FILE_GROUP, PROTOCOL_FILE_OFFSET = 0x00E1, 0x61  # (00E1,xx61) protocol file name
 PHANTOM_GROUP, PHANTOM_OFFSET = 0x01E1, 0x26  # (01E1,xx26) CTDI phantom, "16 CM" / "32 CM"
@@ -65,7 +70,7 @@ def event_uid(sop_instance_uid: str, item_index: int) -> str:
 
 def phantom(reader: HeaderReader, *fallbacks: HeaderReader) -> Optional[str]:
     for r in (reader, *fallbacks):
-        value = r.private_text(PHANTOM_GROUP, ELSCINT, PHANTOM_OFFSET)
+        value = r.private_text(PHANTOM_GROUP, ELSCINT, PHANTOM_OFFSET, assume_first_block=True)
         if value is None:
             continue
         key = " ".join(value.upper().split())
@@ -89,8 +94,8 @@ def ct_event(item: Dataset, index: int, sop_uid: str, top: HeaderReader,
     current_ua = reader.number("XRayTubeCurrentInuA")
     current_ma = (current_ua / UA_PER_MA if current_ua is not None
                   else reader.number("XRayTubeCurrent"))
-    dlp = reader.private_number(DLP_GROUP, ELSCINT, DLP_OFFSET, "DLP")
-    if dlp is None and reader.private_text(DLP_GROUP, ELSCINT, DLP_OFFSET) is None:
+    dlp = reader.private_number(DLP_GROUP, ELSCINT, DLP_OFFSET, "DLP", assume_first_block=True)
+    if dlp is None and reader.private_text(DLP_GROUP, ELSCINT, DLP_OFFSET, assume_first_block=True) is None:
         reader.warn(f"no DLP (00E1,1021) [{ELSCINT}] for this acquisition; left empty")
     return CtEvent(
         irradiation_event_uid=event_uid(sop_uid, index),
@@ -126,7 +131,8 @@ def study_comment(ds: Dataset, top: HeaderReader) -> Optional[str]:
     parts = [(label, value) for label, value in (
         ("StudyDescription", text(ds, "StudyDescription")),
         ("Comments on radiation dose", text(ds, "CommentsOnRadiationDose")),
-        ("ProtocolFilename", top.private_text(PROTOCOL_FILE_GROUP, ELSCINT, PROTOCOL_FILE_OFFSET)),
+        ("ProtocolFilename", top.private_text(PROTOCOL_FILE_GROUP, ELSCINT, PROTOCOL_FILE_OFFSET,
+                                              assume_first_block=True)),
     ) if value]
     return ". ".join(f"{label}: {value}" for label, value in parts) or None
 
@@ -153,7 +159,7 @@ def extract(ds: Dataset, options: ExtractOptions = DEFAULT_OPTIONS) -> DoseRepor
         report.warnings.append("ExposureDoseSequence (0040,030E) could not be read")
     events = [ct_event(item, i, sop_uid, top, report.warnings) for i, item in enumerate(items)
               if "AcquisitionType" in item]
-    total_dlp = top.private_number(DLP_GROUP, ELSCINT, DLP_OFFSET, "total DLP")
+    total_dlp = top.private_number(DLP_GROUP, ELSCINT, DLP_OFFSET, "total DLP", assume_first_block=True)
     total_events = top.number("TotalNumberOfExposures")
     if total_events is not None and (total_events != int(total_events) or count_out_of_range(total_events)):
         report.warnings.append(f"TotalNumberOfExposures (0040,0301): {total_events:g} is not a count of "

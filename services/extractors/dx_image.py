@@ -18,7 +18,6 @@ from services.extractors.common import (
     first_text,
 )
 from services.extractors.image_header import (
-    HeaderReader,
     acquisition_datetime,
     exposure_time_ms,
     exposure_uAs,
@@ -29,6 +28,7 @@ from services.extractors.image_header import (
     tube_current_mA,
 )
 from shared import sr
+from shared.header import HeaderReader
 from shared.dicom import CR_IMAGE, DX_FOR_PRESENTATION, DX_FOR_PROCESSING, text
 from shared.outcome import Ignored
 from shared.report import DoseReport, Projection, ProjectionEvent, ProjectionPlane

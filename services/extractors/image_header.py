@@ -1,25 +1,20 @@
 """Dose values read from image headers: the MG and CR/DX/PX image routes and the Philips CT
 "Dose Info" secondary capture.
 
-These objects carry their dose data as plain attributes, not as an SR tree, and vendors bend
-them: Hologic sends standard attributes as VR UN bytes, DRGEM writes decimals into IS fields,
-Kodak writes comma-separated lists into CS/DS, some DX units put text in PatientSize.
-`HeaderReader` reads one dataset (or one sequence item) and turns every value that is present
-but unreadable into None plus a warning naming the attribute, so one bad field never costs
-the report.
+These objects carry their dose data as plain attributes, not as an SR tree, read through
+`shared.header.HeaderReader` (standard and private attributes, every value that is present but
+unreadable None plus a warning naming the attribute). This module holds what the image routes
+share beyond that: the report header, event times, tube current, exposure, filters.
 
 Pure: a pydicom Dataset in, plain values out.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
-from typing import Optional, Union
+from typing import Optional
 
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag, Tag
 
 from services.extractors.common import (
     ExtractOptions,
@@ -30,11 +25,10 @@ from services.extractors.common import (
     study_from_header,
 )
 from shared import sr
-from shared.dicom import as_text, iso_date, iso_datetime, iso_time, text
+from shared.dicom import iso_date, iso_datetime, iso_time, text
+from shared.header import HeaderReader
 from shared.outcome import Failed
 from shared.report import DoseReport, Filter, Patient
-
-TagLike = Union[str, int, BaseTag]
 
 # Coded meanings written for image-attribute terms (PS3.16). Image headers carry defined terms,
 # not codes, so the meaning is ours to supply; these are the standard CodeMeanings of the codes
@@ -66,134 +60,6 @@ FILTER_TYPES = {
 }
 # Siemens Multix writes its copper pre-filter as a type, e.g. CU_0.1_MM.
 _SIEMENS_COPPER_TYPE = re.compile(r"^CU_(\d+(?:\.\d+)?)_MM$")
-
-
-def tag_name(tag: BaseTag) -> str:
-    """'KVP (0018,0060)', or just the tag number for a private tag."""
-    keyword = keyword_for_tag(tag)
-    number = f"({tag.group:04X},{tag.element:04X})"
-    return f"{keyword} {number}" if keyword else number
-
-
-class HeaderReader:
-    """Reads attributes of one dataset or sequence item; every present-but-unreadable value
-    gives None and one entry in `warnings`. `where` prefixes the warnings of a sequence item."""
-
-    def __init__(self, ds: Dataset, warnings: list[str], where: str = ""):
-        self.ds = ds
-        self.warnings = warnings
-        self.where = where
-
-    # -- raw access ---------------------------------------------------------------------------
-
-    def _tag(self, key: TagLike) -> Optional[BaseTag]:
-        if isinstance(key, str):
-            t = tag_for_keyword(key)
-            return Tag(t) if t is not None else None
-        return Tag(key)
-
-    def raw(self, key: TagLike) -> Optional[str]:
-        """The value as text, multi-values joined with '\\'; None when absent or empty.
-
-        VR UN values (Hologic projections, private tags) come as bytes and are decoded here; a
-        value pydicom cannot convert (a decimal in an IS field under strict validation) is read
-        from its raw bytes rather than lost."""
-        tag = self._tag(key)
-        if tag is None or tag not in self.ds:
-            return None
-        try:
-            value = self.ds[tag].value
-        except Exception:
-            value = getattr(self.ds.get_item(tag), "value", None)
-        if value is None:
-            return None
-        return as_text(value) or None
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(f"{self.where}{message}" if self.where else message)
-
-    def label(self, key: TagLike) -> str:
-        tag = self._tag(key)
-        return tag_name(tag) if tag is not None else str(key)
-
-    # -- typed values -------------------------------------------------------------------------
-
-    def text(self, key: TagLike) -> Optional[str]:
-        return self.raw(key)
-
-    def number(self, key: TagLike, *, label: Optional[str] = None) -> Optional[float]:
-        """A numeric attribute (DS, IS, FD, US, or any of these sent as UN); its first value if
-        multi-valued. Text that is not a number gives None and a warning."""
-        value = self.raw(key)
-        if value is None:
-            return None
-        first = re.split(r"[\\,]", value)[0].strip()
-        result = _to_float(first)
-        if result is None:
-            self.warn(f"{label or self.label(key)}: {value!r} is not a number; left empty")
-        return result
-
-    def numbers(self, key: TagLike) -> list[Optional[float]]:
-        """Every value of a numeric attribute, split at '\\' or at ',' (old Kodak/Carestream
-        write the list as comma-separated text)."""
-        value = self.raw(key)
-        if value is None:
-            return []
-        out = []
-        for part in re.split(r"[\\,]", value):
-            f = _to_float(part.strip())
-            if f is None and part.strip():
-                self.warn(f"{self.label(key)}: {part.strip()!r} is not a number; left empty")
-            out.append(f)
-        return out
-
-    def terms(self, key: TagLike) -> list[str]:
-        """Every value of a CS attribute, split at '\\' or ',' (Kodak DR 7500 writes
-        'ALUMINUM,COPPER'), upper case, empty values dropped."""
-        value = self.raw(key)
-        if value is None:
-            return []
-        return [p.strip().upper() for p in re.split(r"[\\,]", value) if p.strip()]
-
-    # -- private attributes -------------------------------------------------------------------
-
-    def private_tag(self, group: int, creator: str, offset: int) -> Optional[BaseTag]:
-        """The tag of element `offset` (0x00-0xFF) in the private block that `creator` reserved
-        in `group`. When no creator element reserves any block of the group (an anonymiser
-        dropped it), the conventional first block (gggg,10xx) is assumed; when the group's
-        blocks belong to other creators, None: the number then means something else."""
-        found_any = False
-        for block in range(0x10, 0x100):
-            creator_tag = Tag(group, block)
-            if creator_tag not in self.ds:
-                continue
-            found_any = True
-            owner = self.raw(creator_tag)
-            if owner is not None and owner.strip().upper() == creator.upper():
-                return Tag(group, (block << 8) | offset)
-        if not found_any:
-            return Tag(group, 0x1000 | offset)
-        return None
-
-    def private_number(self, group: int, creator: str, offset: int, label: str) -> Optional[float]:
-        tag = self.private_tag(group, creator, offset)
-        if tag is None:
-            return None
-        return self.number(tag, label=f"{label} ({group:04X},{tag.element:04X}) [{creator}]")
-
-    def private_text(self, group: int, creator: str, offset: int) -> Optional[str]:
-        tag = self.private_tag(group, creator, offset)
-        return None if tag is None else self.raw(tag)
-
-
-def _to_float(value: Optional[str]) -> Optional[float]:
-    if value is None or not value.strip():
-        return None
-    try:
-        f = float(value)
-    except ValueError:
-        return None
-    return f if math.isfinite(f) else None
 
 
 # --- header sections -----------------------------------------------------------------------

@@ -16,7 +16,6 @@ from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions, first_co
 from services.extractors.image_header import (
     ANODE_TARGETS,
     FILTER_MATERIALS,
-    HeaderReader,
     acquisition_datetime,
     exposure_time_ms,
     exposure_uAs,
@@ -24,6 +23,7 @@ from services.extractors.image_header import (
     report_header,
     tube_current_mA,
 )
+from shared.header import HeaderReader
 from shared.dicom import MG_FOR_PRESENTATION, MG_FOR_PROCESSING, SECONDARY_CAPTURE, text
 from shared.outcome import Ignored
 from shared.report import AccumulatedAgd, Mammography, MammographyEvent

@@ -11,20 +11,20 @@ be quiet, so it never has to keep the images.
 """
 from __future__ import annotations
 
-import struct
 from typing import Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 
 from services.extractors.common import (DEFAULT_OPTIONS, ExtractOptions, equipment_from_header,
                                         first_code_meaning, patient_from_header, study_from_header)
 from services.extractors.privacy import protect
-from shared.dicom import CT_IMAGE, ENHANCED_CT_IMAGE, attr_number, number, text
+from shared.dicom import CT_IMAGE, ENHANCED_CT_IMAGE, number, text
+from shared.header import HeaderReader
 from shared.report import Equipment, Patient, Study
 
 TOSHIBA_CREATOR = "TOSHIBA_MEC_CT3"
+TOSHIBA_GROUP = 0x7005
 # Toshiba private elements, group 7005, as offsets within the creator's block.
 DETECTOR_ROW_WIDTH = 0x08  # (7005,xx08) DS, single detector row width in mm
 ACTIVE_ROWS = 0x09  # (7005,xx09) LO, one '0'/'1' per detector row
@@ -80,74 +80,37 @@ def is_toshiba(ds: Dataset) -> bool:
     return "toshiba" in (text(ds, "Manufacturer") or "").lower()
 
 
-def _private(ds: Dataset, offset: int):
-    """The element of the Toshiba private block at `offset`, wherever the creator reserved its
-    block; None when the creator is absent."""
-    for tag in ds.keys():
-        if tag.group != 0x7005 or not 0x10 <= tag.element <= 0xFF:
-            continue
-        if _text_of(ds[tag]) == TOSHIBA_CREATOR:
-            return ds.get(Tag(0x7005, (tag.element << 8) | offset))
-    return None
-
-
-def _double(element, name: str, warnings: list[str]) -> Optional[float]:
-    """A private FD value. After a PACS stored it implicit-VR the element arrives as UN bytes;
-    those are the 8-byte little-endian double as written. Anything else is a warning."""
-    if element is None:
-        return None
-    value = element.value
-    if isinstance(value, (bytes, bytearray)):
-        if len(value) == 8:
-            result = struct.unpack("<d", bytes(value))[0]
-            return result if result == result and abs(result) != float("inf") else None
-        warnings.append(f"{name}: {len(value)} bytes where an 8-byte double belongs")
-        return None
-    result = number(value)
-    if result is None and value not in (None, ""):
-        warnings.append(f"{name}: not a number: {str(value)[:40]!r}")
-    return result
-
-
-def _text_of(element) -> Optional[str]:
-    if element is None:
-        return None
-    value = element.value
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode("latin-1", "replace")
-    return str(value).strip().strip("\x00").strip() or None
-
-
 def header_sample(ds: Dataset) -> Optional[HeaderSample]:
     """The acquisition an image belongs to, or None for an object that is not a CT image."""
     if not is_ct_image(ds):
         return None
     warnings: list[str] = []
+    reader = HeaderReader(ds, warnings)
     image_type = ds.get("ImageType") or []
     sample = HeaderSample(
-        acquisition_number=_int(attr_number(ds, "AcquisitionNumber")),
+        acquisition_number=_int(reader.number("AcquisitionNumber")),
         acquisition_time=text(ds, "AcquisitionTime"),
         acquisition_date=text(ds, "AcquisitionDate"),
         series_instance_uid=text(ds, "SeriesInstanceUID"),
         sop_instance_uid=text(ds, "SOPInstanceUID"),
         localizer="LOCALIZER" in [str(v).strip().upper() for v in image_type],
         protocol_name=text(ds, "ProtocolName"),
-        exposure_time_ms=attr_number(ds, "ExposureTime"),
-        revolution_time_s=attr_number(ds, "RevolutionTime"),
-        kvp=attr_number(ds, "KVP"),
-        pitch_factor=attr_number(ds, "SpiralPitchFactor"),
+        exposure_time_ms=reader.number("ExposureTime"),
+        revolution_time_s=reader.number("RevolutionTime"),
+        kvp=reader.number("KVP"),
+        pitch_factor=reader.number("SpiralPitchFactor"),
         xray_modulation_type=text(ds, "ExposureModulationType"),
     )
     toshiba = is_toshiba(ds)
     if sample.pitch_factor is None:
-        sample.pitch_factor = number(_text_of(_private(ds, PITCH_FACTOR)))
-    ctdivol = _double(_private(ds, CTDIVOL), "CTDIvol (7005,xx63)", warnings)
-    sample.ctdivol_mGy = ctdivol if ctdivol is not None else attr_number(ds, "CTDIvol")
-    sample.dlp_mGycm = _double(_private(ds, DLP), "DLP (7005,xx40)", warnings)
+        sample.pitch_factor = number(reader.private_text(TOSHIBA_GROUP, TOSHIBA_CREATOR, PITCH_FACTOR))
+    ctdivol = reader.private_double(TOSHIBA_GROUP, TOSHIBA_CREATOR, CTDIVOL, "CTDIvol (7005,xx63)")
+    sample.ctdivol_mGy = ctdivol if ctdivol is not None else reader.number("CTDIvol")
+    sample.dlp_mGycm = reader.private_double(TOSHIBA_GROUP, TOSHIBA_CREATOR, DLP, "DLP (7005,xx40)")
     if toshiba:
-        single = number(_text_of(_private(ds, DETECTOR_ROW_WIDTH)))
+        single = number(reader.private_text(TOSHIBA_GROUP, TOSHIBA_CREATOR, DETECTOR_ROW_WIDTH))
         sample.nominal_single_collimation_mm = single
-        rows = _text_of(_private(ds, ACTIVE_ROWS))
+        rows = reader.private_text(TOSHIBA_GROUP, TOSHIBA_CREATOR, ACTIVE_ROWS)
         if single is not None and rows:
             # The active-row pattern: every '1' is one detector row of `single` mm in use.
             sample.nominal_total_collimation_mm = round(rows.count("1") * single, 6)
