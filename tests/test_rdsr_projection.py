@@ -368,6 +368,24 @@ def test_an_accumulated_container_without_a_plane_is_taken_as_single_plane_with_
 def test_a_projection_report_with_no_dose_content_is_ignored():
     ds = read("RF-RDSR-Siemens-Zee.dcm")
     remove(ds, "113702")
+    without_totals = rdsr(round_trip(ds))
+    assert without_totals.projection.planes == [] and without_totals.projection.events
+    assert "projection: no Accumulated X-Ray Dose Data (DCM 113702) container; the report has no dose " \
+           "totals" in without_totals.warnings
     remove(ds, "113706")
-    with pytest.raises(Ignored):
+    with pytest.raises(Ignored, match="^projection X-ray dose report with no Accumulated X-Ray Dose Data and "
+                                      "no Irradiation Event X-Ray Data$"):
+        rdsr(round_trip(ds))
+
+
+def test_a_mammography_report_without_accumulated_dose_warns_and_with_no_dose_content_is_ignored():
+    ds = read("MG-RDSR-Hologic_2D.dcm")
+    remove(ds, "113702")
+    report = rdsr(round_trip(ds))
+    assert report.mammography.accumulated_agd_mGy.left is None and report.mammography.events
+    assert "mammography: no Accumulated X-Ray Dose Data (DCM 113702) container; the report has no " \
+           "accumulated AGD" in report.warnings
+    remove(ds, "113706")
+    with pytest.raises(Ignored, match="^mammography dose report with no Accumulated X-Ray Dose Data and "
+                                      "no Irradiation Event X-Ray Data$"):
         rdsr(round_trip(ds))

@@ -18,7 +18,9 @@ from services.extractors.common import count_out_of_range
 from shared.units import COUNT, MA, MM, Unit, convert
 from shared import sr
 from shared.report import Filter
+from shared.outcome import Ignored
 from shared.codes import (
+    ACCUMULATED_DOSE,
     ACQUISITION_PLANE,
     ALL_PLANES,
     ANATOMICAL_STRUCTURE,
@@ -27,6 +29,7 @@ from shared.codes import (
     FILTER_THICKNESS_MAX,
     FILTER_THICKNESS_MIN,
     FILTER_TYPE,
+    IRRADIATION_EVENT,
     LATERALITY,
     PLANE_A,
     PLANE_B,
@@ -242,6 +245,21 @@ def _why(problem: str) -> str:
 
 
 # --- parts shared by projection and mammography events --------------------------------------
+
+
+def accumulated_and_events(ds: Dataset, problems: Problems, warnings: list[str], *, report: str,
+                           without_totals: str) -> tuple[Reader, list[Reader], list[Dataset]]:
+    """The root of a TID 10001 report, its Accumulated X-Ray Dose Data containers and its
+    irradiation event items, in document order. A report with neither is Ignored; one without
+    containers is read with a warning that it has no `without_totals`."""
+    root = Reader(ds, problems)
+    containers = root.children(ACCUMULATED_DOSE)
+    event_items = sr.find_all(ds, IRRADIATION_EVENT.codes)
+    if not containers and not event_items:
+        raise Ignored(f"{report} with no Accumulated X-Ray Dose Data and no Irradiation Event X-Ray Data")
+    if not containers:
+        warnings.append(f"{problems.section}: no {ACCUMULATED_DOSE} container; the report has no {without_totals}")
+    return root, containers, event_items
 
 
 def plane_of(reader: Reader) -> Optional[str]:

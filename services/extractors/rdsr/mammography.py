@@ -15,17 +15,16 @@ from pydicom.dataset import Dataset
 from services.extractors.rdsr.irradiation import (
     Problems,
     Reader,
+    accumulated_and_events,
     anatomy,
     laterality_item,
     tube_current_mA,
 )
 from shared.units import DOSE_MGY, KV, MM, MS, NEWTON, UAS
 from shared import sr
-from shared.outcome import Ignored
 from shared.report import AccumulatedAgd, Mammography, MammographyEvent
 from shared.codes import (
     ACCUMULATED_AGD,
-    ACCUMULATED_DOSE,
     ACQUISITION_PROTOCOL,
     ANODE_TARGET_MATERIAL,
     AVERAGE_GLANDULAR_DOSE,
@@ -39,7 +38,6 @@ from shared.codes import (
     FILTER_MATERIAL,
     HALF_VALUE_LAYER,
     IMAGE_VIEW,
-    IRRADIATION_EVENT,
     IRRADIATION_EVENT_UID,
     KVP,
     LATERALITY,
@@ -75,14 +73,8 @@ _LETTER = {"left": "L", "right": "R", "both": "B"}
 
 def read_mammography(ds: Dataset, warnings: list[str]) -> Mammography:
     problems = Problems("mammography")
-    root = Reader(ds, problems)
-    containers = root.children(ACCUMULATED_DOSE)
-    event_items = sr.find_all(ds, IRRADIATION_EVENT.codes)
-    if not containers and not event_items:
-        raise Ignored("mammography dose report with no Accumulated X-Ray Dose Data and no "
-                      "Irradiation Event X-Ray Data")
-    if not containers:
-        warnings.append(f"mammography: no {ACCUMULATED_DOSE} container; the report has no accumulated AGD")
+    _, containers, event_items = accumulated_and_events(
+        ds, problems, warnings, report="mammography dose report", without_totals="accumulated AGD")
     section = Mammography(
         accumulated_agd_mGy=accumulated_agd(containers),
         events=[irradiation_event(Reader(item, problems, n)) for n, item in enumerate(event_items, 1)],

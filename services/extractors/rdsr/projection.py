@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from services.extractors.rdsr.irradiation import (
     Problems,
     Reader,
+    accumulated_and_events,
     anatomy,
     filters,
     laterality_item,
@@ -42,7 +43,6 @@ from shared.units import (
 )
 from shared import sr
 from shared.dicom import text
-from shared.outcome import Ignored
 from shared.report import Projection, ProjectionEvent, ProjectionPlane
 from shared.codes import (
     ACCUMULATED_DOSE,
@@ -75,7 +75,6 @@ from shared.codes import (
     IMAGE_VIEW,
     INTEGRATED,
     IRRADIATION_DURATION,
-    IRRADIATION_EVENT,
     IRRADIATION_EVENT_UID,
     KVP,
     NUMBER_OF_PULSES,
@@ -102,14 +101,8 @@ from shared.codes import (
 def read_projection(ds: Dataset, warnings: list[str]) -> tuple[Projection, str]:
     """The projection section of a TID 10001 report, and its modality ("RF" or "DX")."""
     problems = Problems("projection")
-    root = Reader(ds, problems)
-    containers = root.children(ACCUMULATED_DOSE)
-    event_items = sr.find_all(ds, IRRADIATION_EVENT.codes)
-    if not containers and not event_items:
-        raise Ignored("projection X-ray dose report with no Accumulated X-Ray Dose Data and no "
-                      "Irradiation Event X-Ray Data")
-    if not containers:
-        warnings.append(f"projection: no {ACCUMULATED_DOSE} container; the report has no dose totals")
+    root, containers, event_items = accumulated_and_events(
+        ds, problems, warnings, report="projection X-ray dose report", without_totals="dose totals")
     projection = Projection(
         planes=[p for p in (accumulated_plane(c, len(containers)) for c in containers) if p is not None],
         events=[irradiation_event(Reader(item, problems, n)) for n, item in enumerate(event_items, 1)],
