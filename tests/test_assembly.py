@@ -13,7 +13,8 @@ import pytest
 from services.extractors.routes import ROUTE_ALIASES, extract
 from services.writer.assembly import assemble
 from shared.dicom import DX_FOR_PRESENTATION, MG_FOR_PRESENTATION
-from shared.report import AccumulatedAgd, DoseReport
+from shared import routes
+from shared.report import AccumulatedAgd, DoseReport, Source
 from tests.conftest import CORPUS, assert_matches_expected, corpus_file, expected
 
 MULTI = ["CT-RDSR-Siemens-Multi-1.dcm", "CT-RDSR-Siemens-Multi-2.dcm", "CT-RDSR-Siemens-Multi-3.dcm"]
@@ -364,3 +365,24 @@ def test_a_continued_study_whose_second_report_states_no_total_warns_that_the_su
     study = assemble([first, second])
     assert study.ct.total_dlp_mGycm == pytest.approx(first.ct.total_dlp_mGycm)
     assert any("ct.total_dlp_mGycm" in w and "state no total" in w for w in study.warnings)
+
+
+def test_a_legacy_study_rebuilt_keeps_only_the_last_builds_warnings():
+    # The Toshiba builder stores its warnings beside the built RDSR as a report with no dose. A study
+    # rebuilt (an image arrived late) brings a new warnings report: the earlier one's warnings go.
+    rdsr = report_of(MULTI[0], "rdsr")
+    uid = rdsr.study.study_instance_uid
+
+    def notes(sop: str, warnings: list[str]) -> DoseReport:
+        return DoseReport(study=rdsr.study.model_copy(), warnings=warnings,
+                          sources=[Source(route=routes.TOSHIBA.name, sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
+                                          sop_instance_uid=sop)])
+
+    stale = "dose screen row 2 (Helical): no CT image with the same Toshiba CTDIvol; event left unenriched"
+    first, rebuilt = notes(f"{uid}.1", [stale]), notes(f"{uid}.2", [])
+    assert stale in assemble([rdsr, first]).warnings
+    study = assemble([rdsr, first, rebuilt])
+    assert stale not in study.warnings and study.warnings == assemble([rdsr]).warnings
+    assert [s.sop_instance_uid for s in study.sources] == [rdsr.sources[0].sop_instance_uid, f"{uid}.2"]
+    # a later build that warns again is what the study says
+    assert assemble([rdsr, rebuilt, notes(f"{uid}.3", ["new"])]).warnings[-1:] == ["new"]

@@ -12,7 +12,7 @@ import pytest
 
 from services.extractors.routes import extract
 from services.toshiba_builder.ocr import ocr_available
-from services.toshiba_builder.study import Collected, build, collect, finish, header_report
+from services.toshiba_builder.study import Collected, build, collect, finish, header_report, warnings_report
 from services.writer.assembly import assemble
 from tests.conftest import CORPUS, assert_matches_expected, expected
 
@@ -120,5 +120,13 @@ def test_build_warnings_travel_into_the_stored_study_through_a_report_beside_the
     study = assemble([rdsr_report, notes])
     assert study.warnings == notes.warnings + [w for w in rdsr_report.warnings if w not in notes.warnings]
     assert study.ct == rdsr_report.ct
-    # the complete study has nothing to say
-    assert finish(collected("toshiba_cxl_cap_contrast"), [], set(), pydicom.dcmread).warnings_report is None
+    # The missing images arrive: the study is rebuilt, has nothing to say, and its empty warnings report
+    # replaces the earlier one, so the stored study no longer carries the stale warning.
+    again = finish(collected("toshiba_cxl_cap_contrast"), [], {str(done.rdsr.SOPInstanceUID)}, pydicom.dcmread)
+    assert again.status == "built" and again.warnings_report.warnings == []
+    assert again.warnings_report.sources[0].sop_instance_uid != notes.sources[0].sop_instance_uid
+    rebuilt_report = extract(as_read_back(again.rdsr), "rdsr")
+    study = assemble([rdsr_report, notes, rebuilt_report, again.warnings_report])
+    assert study.warnings == rdsr_report.warnings and study.ct == rebuilt_report.ct
+    # a first build with nothing to say stores no warnings report at all
+    assert warnings_report(objects, rebuilt_report.model_copy(update={"warnings": []}), "1.2.3") is None

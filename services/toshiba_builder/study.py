@@ -126,12 +126,15 @@ def has_own_rdsr(source_routes: Sequence[tuple[str, str]], built_uids: set[str])
     return any(route == routes.RDSR.name and sop not in built_uids for route, sop in source_routes)
 
 
-def warnings_report(objects: Sequence[Collected], report: DoseReport, rdsr_uid: str) -> Optional[DoseReport]:
+def warnings_report(objects: Sequence[Collected], report: DoseReport, rdsr_uid: str,
+                    rebuilt: bool = False) -> Optional[DoseReport]:
     """The build's warnings (rows no image matched, lengths or values left empty) as a report
     with no dose sections, stored beside the built RDSR, which has no place for them: the stored
     study's `warnings` then carry them. Its source UID is derived from the built RDSR's, so a
-    rebuild brings its own. None when the build had nothing to say."""
-    if not report.warnings:
+    rebuild brings its own, and the study is assembled from the last one only (writer assembly):
+    a rebuild replaces the earlier build's warnings. None when the build had nothing to say,
+    unless the study was built before (then an empty one clears the earlier warnings)."""
+    if not report.warnings and not rebuilt:
         return None
     page = next(o for o in objects if o.kind == "dose_page")
     return DoseReport(study=report.study.model_copy(), warnings=list(report.warnings),
@@ -177,4 +180,5 @@ def finish(objects: Sequence[Collected], stored_sources: Sequence[tuple[str, str
     except Failed as exc:
         return Finished(status="failed", reason=exc.reason)
     return Finished(status="built", rdsr=rdsr, reason=f"built into RDSR {rdsr.SOPInstanceUID}",
-                    warnings_report=warnings_report(objects, report, str(rdsr.SOPInstanceUID)))
+                    warnings_report=warnings_report(objects, report, str(rdsr.SOPInstanceUID),
+                                                    rebuilt=bool(built_uids)))

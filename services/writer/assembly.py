@@ -17,6 +17,9 @@ The rule (DESIGN §3, stated in README "How a study is assembled"):
 - study, patient and equipment attributes: for each field, the first object that has a value,
   objects taken in order of their first irradiation time (then fewer events first, then arrival), with objects whose
   events another object supersedes taken last (they only fill gaps);
+- the legacy CT builder's reports that carry no dose (its warnings beside a built RDSR, or the
+  header fill of a study that has its own RDSR) describe the study as of one build: only the
+  last to arrive counts, so a rebuild replaces the earlier build's warnings instead of adding to them;
 - so that the result does not depend on which worker was faster, the same exposure sent as a
   For Presentation and a For Processing image is represented by the For Presentation copy.
 
@@ -48,6 +51,7 @@ def assemble(reports: list[DoseReport]) -> DoseReport:
     """The study report from its objects' reports, given in arrival order."""
     if not reports:
         raise ValueError("a study needs at least one report")
+    reports = _drop_earlier_build_notes(reports)
     kept = sorted(_drop_repeated_objects(reports), key=_primacy(reports))
     kept = _drop_repeated_exposures(kept)
     warnings: list[str] = []
@@ -70,6 +74,16 @@ def assemble(reports: list[DoseReport]) -> DoseReport:
             seen.add(w)
             merged.warnings.append(w)
     return merged
+
+
+def _is_build_note(report: DoseReport) -> bool:
+    return bool(report.sources) and report.sources[0].route == routes.TOSHIBA.name and \
+        all(getattr(report, name) is None for name in SECTIONS)
+
+
+def _drop_earlier_build_notes(reports: list[DoseReport]) -> list[DoseReport]:
+    notes = [i for i, r in enumerate(reports) if _is_build_note(r)]
+    return [r for i, r in enumerate(reports) if i not in notes[:-1]]
 
 
 def _drop_repeated_objects(reports: list[DoseReport]) -> list[DoseReport]:

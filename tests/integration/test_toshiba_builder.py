@@ -139,6 +139,34 @@ def test_an_image_only_legacy_study_is_ignored_with_the_study_reason_and_built_w
         "waiting": 0, "without_summary": 0}
 
 
+def test_a_rebuild_replaces_the_earlier_builds_warnings_in_the_stored_study(
+        workers, quick_env, database_url, tmp_path):
+    import pydicom
+
+    from services.toshiba_builder.study import collect
+
+    files = case_files(CASE, tmp_path)
+    uid = expected(CASE)["study_instance_uid"]
+    collected = {f: collect(pydicom.dcmread(f, stop_before_pixels=True), f) for f in files}
+    first_series = next(c.sample.series_instance_uid for c in collected.values()
+                        if c.kind == "image" and not c.sample.localizer)
+    late = [f for f, c in collected.items() if c.kind == "image" and c.sample.series_instance_uid == first_series]
+    workers.env = quick_env
+    workers.start_pipeline()
+    # One acquisition's images are late: its screen row matches no image, and the stored study says so.
+    doseflow(quick_env, "publish", *[f for f in files if f not in late])
+    unmatched = "no CT image with the same Toshiba CTDIvol"
+    wait_until(lambda: any(unmatched in w for s in stored(quick_env, uid) for w in s["warnings"]), timeout=180,
+               what="the study built with the unmatched-row warning")
+    # They arrive: the study is rebuilt with every image, and the stale warning goes.
+    doseflow(quick_env, "publish", *late)
+    wait_until(lambda: toshiba_state(database_url, uid)[:2] == ("built", 2), timeout=180, what="the study rebuilt")
+    wait_until(lambda: not any(unmatched in w for w in stored(quick_env, uid)[0]["warnings"]), timeout=60,
+               what="the stale warning gone")
+    [study] = stored(quick_env, uid)
+    assert_matches_expected(study, CASE)
+
+
 def _collected(database_url, uid) -> int:
     with psycopg.connect(database_url) as conn:
         try:
