@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{'layout':32} {'right':>6} {'dropped':>8} {'failed':>7} {'wrong':>6}")
     totals: Counter = Counter()
     for layout in fixtures.layouts():
-        counts = Counter(result[0] for (case, result, _) in results if case[0] is layout)
+        counts = Counter(result[0] for (case, result, _) in results if case[0].name == layout.name)
         totals.update(counts)
         print(f"{layout.name:32} {counts['right']:>6} {counts['dropped']:>8} {counts['failed']:>7} {counts['wrong']:>6}")
     print(f"{'all':32} {totals['right']:>6} {totals['dropped']:>8} {totals['failed']:>7} {totals['wrong']:>6}")

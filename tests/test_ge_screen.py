@@ -97,6 +97,12 @@ def test_a_digit_in_the_letter_place_is_resolved_when_only_one_reading_fits_dlp_
     assert all(r.notes == [] and r.position_alternatives == [] for r in screen.rows)
 
 
+def test_positions_of_unlike_decimals_are_a_misread():
+    # the corpus page at x2: "S0.000" read "S0.9000"
+    row = parse_ge_screen(GE_SCREEN.replace("S12.250-I287.750", "S12.2500-I287.750")).rows[1]
+    assert (row.dlp_mGycm, row.scanning_length_mm) == (457.38, None) and "unlike decimals" in row.notes[0]
+
+
 def test_a_stationary_range_wider_than_its_beam_is_dropped():
     # SmartView: 8.25 / 8.25 = 10 mm of beam cannot hold images over 210 mm
     screen = parse_dose_screen(GE_SCREEN.replace("I100.000-I110.000", "I100.000-I310.000"))

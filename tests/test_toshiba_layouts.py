@@ -75,9 +75,12 @@ FAST = [(name, FONTS[i % 2], fixtures.SIZES_PX[i // 2 % 2], (fixtures.WHITE, fix
         for i, name in enumerate(LAYOUTS)]
 
 
-def test_one_rendering_of_every_layout_reads_fully_right_through_the_ocr(ocr):
+def test_one_rendering_of_every_layout_reads_through_the_ocr_never_wrong(ocr):
     results = read_all(FAST)
-    assert {case: result for case, result in results.items() if result[0] != "right"} == {}
+    # A scan range or time no two readings read alike, with none reading it otherwise, is left empty
+    # with a warning (GE in Liberation Mono 14 px: one preparation reads I110.000 as I110.900).
+    assert {case: result for case, result in results.items() if result[0] not in ("right", "dropped")} == {}
+    assert sum(1 for result, _ in results.values() if result == "right") >= len(FAST) - 2, results
 
 
 @pytest.mark.slow
@@ -91,6 +94,6 @@ def test_every_layout_in_two_fonts_two_sizes_grey_and_white_never_stores_a_wrong
     # before a 1): a digit in a position's letter place is now ambiguous unless DLP / CTDIvol settles it.
     assert wrong == {}
     right = sum(1 for result, _ in results.values() if result == "right")
-    # Development run (both fonts and sizes, white and grey): 68 of 72 Toshiba renderings fully right,
-    # 2 a scan range dropped with a warning, 2 failed with the reason, none wrong.
-    assert right >= 0.9 * len(cases), {case: result for case, result in results.items() if result[0] != "right"}
+    # Measured with every preparation read and scan ranges/times kept only where no reading dissents:
+    # 35 of these 40 fully right, the others a value dropped with a warning or failed with the reason.
+    assert right >= 0.85 * len(cases), {case: result for case, result in results.items() if result[0] != "right"}

@@ -24,7 +24,7 @@ from services.toshiba_builder.build import (build_report, build_study_report, ev
 from services.toshiba_builder.headers import (HeaderSample, StudyHeader, harvest_samples,
                                               harvest_study_header, header_sample)
 from services.toshiba_builder.pages import DoseSummary, find_dose_summaries
-from services.toshiba_builder.reading import parse_dose_screen, read_summary
+from services.toshiba_builder.reading import parse_dose_screen, read_summary, settle_readings
 from services.toshiba_builder.screen import (DoseScreen, ScreenRow, check_scanning_lengths, irradiated_length_bounds_mm,
                                              merge_screens)
 from shared.outcome import Failed
@@ -173,6 +173,44 @@ def test_effective_value_layout_takes_eff_ctdivol_and_eff_dlp_and_the_eff_dlp_to
     # PixelMed's real output for such a screen: 82.09 mm and 57.17 mm, total 349.7
     assert [r.scanning_length_mm for r in screen.rows[1:]] == [82.09, 57.17]
     assert screen.total_dlp_mGycm == 349.7
+
+
+def test_a_row_line_that_does_not_read_in_its_columns_leaves_its_values_empty_with_a_note_never_silently():
+    # FreeMono 18 px: two preparations read "+137.17" as "4137.17", which breaks the whole line's columns
+    screen = parse_dose_screen(EFF_SCREEN.replace("+137.17", "4137.17"))
+    row = screen.rows[2]
+    assert (row.ctdivol_mGy, row.dlp_mGycm, row.scanning_length_mm, row.exposure_time_s) == (24.7, 141.2, None, None)
+    assert row.notes == ["scan range (Start/End Pos.) not read; scanning length left empty",
+                         "exposure time not read; left empty"]
+    assert screen.rows[1].notes == [] and screen.rows[1].exposure_time_s == 9.8
+    assert screen.rows[0].notes == []  # a localizer's empty cells are not a misread
+
+
+def test_a_scan_range_two_readings_share_but_a_third_reads_otherwise_is_left_empty_with_a_warning():
+    # Noto Sans Mono 14 px: x2 and x3 read "-40.50" as "-48.50" (317.25 mm also fits DLP / CTDIvol), x1.5 right
+    wrong = parse_dose_screen(CXL_SCREEN.replace("-40.50", "-48.50"))
+    screen = settle_readings([wrong, wrong.model_copy(deep=True), parse_dose_screen(CXL_SCREEN)])
+    row = screen.rows[1]
+    assert (row.ctdivol_mGy, row.dlp_mGycm, row.scanning_length_mm) == (9.8, 352.6, None)
+    assert row.notes == ["scan range (start/end, mm) read as -40.5/-365.75, -48.5/-365.75 by 3 of 3 OCR readings, "
+                         "not two alike and none otherwise; left empty"]
+    assert [r.scanning_length_mm for r in screen.rows[2:]] == [205.25, 485.5]
+
+
+def test_a_reading_that_read_no_scan_range_abstains_and_one_reading_alone_is_not_enough():
+    right, unread = parse_dose_screen(CXL_SCREEN), parse_dose_screen(CXL_SCREEN.replace("-40.50", "4O.50"))
+    assert unread.rows[1].scanning_length_mm is None and unread.rows[1].notes
+    kept = settle_readings([unread, right, right.model_copy(deep=True)])
+    assert kept.rows[1].scanning_length_mm == 325.25 and kept.rows[1].notes == []
+    alone = settle_readings([unread, unread.model_copy(deep=True), right])
+    assert alone.rows[1].scanning_length_mm is None and "by 1 of 3" in alone.rows[1].notes[-1]
+    assert [r.scanning_length_mm for r in alone.rows[2:]] == [205.25, 485.5]
+
+
+def test_readings_that_disagree_on_a_dose_fail_the_summary_with_both_readings():
+    other = parse_dose_screen(CXL_SCREEN.replace("352.6(Body)", "357.6(Body)").replace("1204.6", "1209.6"))
+    with pytest.raises(Failed, match="OCR readings disagree"):
+        settle_readings([parse_dose_screen(CXL_SCREEN), other])
 
 
 def test_head_and_body_totals_combine_as_half_the_head_plus_the_body_each_checked_on_its_own_rows():

@@ -88,7 +88,12 @@ def _row(line: str) -> Optional[ScreenRow]:
     scan_range = re.sub(r"\s+", "", rest)
     if scan_range not in ("", "-"):
         positions = _RANGE.match(scan_range)
-        if positions:
+        if positions and decimals(positions.group("p1")) != decimals(positions.group("p2")):
+            # GE prints every position with the same decimals (S12.250): a digit more or less is a
+            # stray or lost glyph ("S0.9000"), so neither position is trusted
+            row.notes.append(f"scan range {scan_range[:40]!r} has positions of unlike decimals: misread; "
+                             "scanning length left empty")
+        elif positions:
             starts = _position_readings(positions.group("l1"), positions.group("p1"))
             ends = _position_readings(positions.group("l2"), positions.group("p2"))
             row.start_position_mm, row.end_position_mm = starts[0], ends[0]

@@ -36,58 +36,74 @@ def parse_dose_screen(screen_text: str, family: Optional[Family] = None) -> Dose
 
 
 SECONDARY_FIELDS = (("start_position_mm", "end_position_mm"), ("exposure_time_s",))
+# Words of a row's notes about each secondary value: dropped with the value's own note when the
+# readings settle it.
+_NOTE_WORDS = {"start_position_mm": ("scan range", "scanning length", "position"), "exposure_time_s": ("exposure time",)}
 
 
 def read_summary(summary: DoseSummary, preparations: Sequence[Preparation] = PREPARATIONS) -> DoseScreen:
-    """OCR and parse one summary (page texts joined in page order) until two readings agree.
+    """OCR and parse one summary (page texts joined in page order) under every preparation, and
+    settle the readings (`settle_readings`). A reading that does not parse or fails the
+    cross-check does not vote.
 
-    Readings come from different image preparations, so they do not share every mistake. Two
-    readings that agree on every value end the search. Otherwise, once every preparation has
-    been read, the dose record (events, type, CTDIvol, DLP, phantom, totals) must be the same in
-    at least two readings, or the summary fails; a secondary value (scan range, exposure time)
-    on which no two of those readings agree is left empty, with a warning. A reading that does
-    not parse or fails the cross-check does not vote."""
+    Every preparation is read, even when the first two agree: two preparations can share a
+    misread (Noto Sans Mono 14 px: "-40.50" read "-48.50" at x2 and x3, right at x1.5), and a
+    scan range has no total to catch it, so the third reading is what shows the disagreement."""
     readings: list[DoseScreen] = []
     problems: list[str] = []
     for prep in preparations:
         page_text = "\n".join(read_screen_text(page, prep) for page in summary.pages)
         try:
-            screen = parse_dose_screen(page_text, summary.family)
+            readings.append(parse_dose_screen(page_text, summary.family))
         except Failed as exc:
             problems.append(f"x{prep.scale:g}: {exc.reason}")
-            continue
-        if any(earlier.full_key() == screen.full_key() for earlier in readings):
-            return _with_pages(screen, summary)
-        readings.append(screen)
-    where = f"dose summary in series {summary.series_instance_uid}"
+    return _with_pages(settle_readings(readings, problems, f"dose summary in series {summary.series_instance_uid}"),
+                       summary)
+
+
+def settle_readings(readings: Sequence[DoseScreen], problems: Sequence[str] = (), where: str = "dose summary") \
+        -> DoseScreen:
+    """One screen from several readings of it. The dose record (events, type, CTDIvol, DLP,
+    phantom, totals) must be the same in at least two readings, or the summary fails (Failed).
+    A secondary value (scan range, exposure time), which no total checks, is kept only where at
+    least two readings read it and no reading read it otherwise; else it is left empty with a
+    warning. Readings of another row structure do not vote."""
     if not readings:
         raise Failed(f"{where}: no OCR reading parsed: " + "; ".join(problems))
     for screen in readings:
         agreeing = [r for r in readings if r.dose_key() == screen.dose_key()]
         if len(agreeing) >= 2:
-            return _with_pages(_settle_secondary(agreeing), summary)
+            structure = _structure(screen)
+            return _settle_secondary(agreeing[0], [r for r in readings if _structure(r) == structure])
     described = " vs ".join(_describe(r) for r in readings)
     raise Failed(f"{where}: OCR readings disagree ({described})"
                  + (f"; unparsed: {'; '.join(problems)}" if problems else ""))
 
 
-def _settle_secondary(readings: list[DoseScreen]) -> DoseScreen:
-    """The first reading, each secondary value kept only where two readings agree on it."""
-    result = readings[0].model_copy(deep=True)
+def _structure(screen: DoseScreen) -> tuple:
+    return tuple(r.acquisition_type for r in screen.rows)
+
+
+def _settle_secondary(base: DoseScreen, voters: list[DoseScreen]) -> DoseScreen:
+    """`base` with each secondary value kept only where two voters read it alike and none read it
+    otherwise (a reading that read nothing there abstains)."""
+    result = base.model_copy(deep=True)
     for index, row in enumerate(result.rows):
         for fields in SECONDARY_FIELDS:
-            votes = [tuple(getattr(r.rows[index], f) for f in fields) for r in readings]
-            agreed = next((v for v in votes if votes.count(v) >= 2), None)
-            if agreed is None:
-                for f in fields:
-                    setattr(row, f, None)
-                result.warnings.append(f"dose screen row {index + 1} ({row.scan_type.title()}): "
-                                       f"{' and '.join(fields)} read differently each time; left empty")
-            else:
-                for f, v in zip(fields, agreed):
-                    setattr(row, f, v)
-                if fields[0] == "start_position_mm" and None not in agreed:
-                    row.notes = []  # a reading that could not read the range is outvoted
+            votes = [tuple(getattr(r.rows[index], f) for f in fields) for r in voters]
+            read = [v for v in votes if None not in v]
+            agreed = read[0] if len(read) >= 2 and len(set(read)) == 1 else None
+            words = _NOTE_WORDS[fields[0]]
+            if agreed is not None:
+                row.notes = [n for n in row.notes if not any(w in n for w in words)]  # outvoted
+            elif read:
+                row.notes = [n for n in row.notes if not any(w in n for w in words)]
+                shown = ", ".join(sorted({"/".join(f"{x:g}" for x in v) for v in read}))
+                what = "scan range (start/end, mm)" if fields[0] == "start_position_mm" else "exposure time (s)"
+                row.notes.append(f"{what} read as {shown} by {len(read)} of {len(votes)} OCR readings, not two "
+                                 "alike and none otherwise; left empty")
+            for f, v in zip(fields, agreed or (None,) * len(fields)):
+                setattr(row, f, v)
     return result
 
 

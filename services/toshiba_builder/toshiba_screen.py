@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from services.toshiba_builder.screen import SCAN_TYPES, DoseScreen, ScreenRow
+from services.toshiba_builder.screen import LOCALIZER, SCAN_TYPES, DoseScreen, ScreenRow
 from services.toshiba_builder.screen_text import I_LIKE as _I
 from services.toshiba_builder.screen_text import VALUE as _VALUE
 from services.toshiba_builder.screen_text import decimals as _decimals
@@ -244,7 +244,31 @@ def _row_of(group: _Group) -> ScreenRow:
         m = _VALUE.match(values.get(key, ""))
         if m and not m.group("ph"):
             setattr(row, name, float(m.group("num")))
+    start, end = (_VALUE.match(values.get(key, "")) for key in ("start", "end"))
+    if start and end and _decimals(start.group("num")) != _decimals(end.group("num")):
+        # both positions are printed with the same decimals (+71.59): a digit more or less is a misread
+        row.start_position_mm = row.end_position_mm = None
+    _note_unread(row, group, labels)
     return row
+
+
+def _note_unread(row: ScreenRow, group: _Group, labels: set[str]) -> None:
+    """A note on an acquisition row for a printed column its values did not read into, so a value
+    left empty is never left empty silently (a position whose sign the OCR turned into a digit,
+    "+137.17" read "4137.17", breaks the columns of its whole line). Positions: wherever the table
+    has Start/End Pos. columns. Exposure time: where the row's line under the Exposure Time label
+    holds at least as many values as that header line has labels, i.e. where it is printed (some
+    layouts print no time on the acquisition's line). Localizer rows leave cells empty: no note."""
+    if row.acquisition_type == LOCALIZER:
+        return
+    if {"start", "end"} & labels and (row.start_position_mm is None or row.end_position_mm is None):
+        row.start_position_mm = row.end_position_mm = None
+        row.notes.append("scan range (Start/End Pos.) not read; scanning length left empty")
+    if row.exposure_time_s is None and not group.type_last:
+        for header, tokens in zip(group.headers, group.lines):
+            if "exposure_time" in header and len(tokens) >= len(header):
+                row.notes.append("exposure time not read; left empty")
+                break
 
 
 def _by_columns(tokens: list[str], header: list[str]) -> Optional[dict[str, str]]:
