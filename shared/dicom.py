@@ -20,9 +20,11 @@ import zlib
 from typing import BinaryIO, Optional
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset, read_partial, read_preamble
+from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from shared.outcome import Failed
@@ -55,6 +57,8 @@ class InflationLimit(UnreadableObject):
 
 
 MB = 1 << 20
+# The mark `parse_file` puts on what it reads (see shared/sr.py `_fast_children`).
+FAST_TREE = "_doseflow_fast_tree"
 # How far a Deflated Explicit VR Little Endian data set may inflate in memory: dose reports and
 # image headers are far below it; 500 MB of zeros deflate to 500 kB. `configure` sets it from
 # DOSEFLOW_MAX_INFLATED_MB at the start of every process.
@@ -145,6 +149,65 @@ def _read_deflated(f: BinaryIO, stop_when) -> Optional[FileDataset]:
     return ds
 
 
+def _read_content_unparsed(f: BinaryIO, header_only: bool) -> Optional[FileDataset]:
+    """The object with an undefined-length SR ContentSequence (0040,A730) kept as raw bytes, as
+    pydicom keeps a defined-length one, for the fast content-tree walk (shared/sr_tree.py).
+    pydicom parses an undefined-length sequence into Datasets while reading, which was most of
+    the cost of an RF report. The walk finds the sequence's end; every element after it is read
+    by pydicom as usual. None when the object has no such sequence or the walk cannot read it
+    (cut short, big endian, an odd encoding): the caller reads it with pydicom alone, so such a
+    file fails, or reads, exactly as before."""
+    from shared.sr_tree import CONTENT_SEQUENCE, UNDEFINED, NotSimple, read_undefined_sequence
+
+    def stop_when(tag, vr, length):
+        return (tag == CONTENT_SEQUENCE and length == UNDEFINED) or (header_only and _at_pixel_data(tag, vr, length))
+
+    ds = read_partial(f, stop_when=stop_when)
+    start = f.tell()
+    head = f.read(12)
+    if len(head) < 8 or int.from_bytes(head[0:2], "little") << 16 | int.from_bytes(head[2:4], "little") \
+            != CONTENT_SEQUENCE:
+        # Read to the end, or stopped before the pixel data: what dcmread gives. Anything else
+        # (a read cut short that pydicom let pass) is left to dcmread to say.
+        return ds if not head or (header_only and _starts_pixel_data(head)) else None
+    raw_flags = next((e for e in ds._dict.values() if isinstance(e, RawDataElement)), None)
+    if raw_flags is None or not raw_flags.is_little_endian:
+        return None
+    implicit = raw_flags.is_implicit_VR
+    if implicit:
+        header_length = 8
+    elif head[4:6] == b"SQ" and len(head) == 12:
+        header_length = 12
+    else:
+        return None
+    if int.from_bytes(head[header_length - 4:header_length], "little") != UNDEFINED:
+        return None
+    if os.fstat(f.fileno()).st_size - start > max_inflated_bytes:
+        return None  # the walk holds the rest in memory; pydicom reads such a file as it always has
+    f.seek(start + header_length)
+    rest = f.read()
+    encoding = ds._character_set
+    try:
+        items, end = read_undefined_sequence(rest, implicit=implicit, encoding=encoding)
+    except NotSimple:
+        return None
+    # Kept as a defined-length element: the same items for pydicom, should anything ask it.
+    element = RawDataElement(Tag(CONTENT_SEQUENCE), None if implicit else "SQ", end - 8, rest[:end - 8],
+                             start + header_length, implicit, True)
+    ds._dict[Tag(CONTENT_SEQUENCE)] = element
+    ds.__dict__["_doseflow_content"] = (element, items)  # what shared.sr would walk again
+    f.seek(start + header_length + end)
+    after = read_dataset(f, implicit, True, stop_when=_at_pixel_data if header_only else None,
+                         parent_encoding=ds._character_set)
+    ds._dict.update(after._dict)
+    return ds
+
+
+def _starts_pixel_data(head: bytes) -> bool:
+    tag = int.from_bytes(head[0:2], "little") << 16 | int.from_bytes(head[2:4], "little")
+    return tag in (0x7FE00008, 0x7FE00009, 0x7FE00010)
+
+
 def parse_file(path: str, *, header_only: bool = False, up_to_tag: Optional[int] = None) -> Dataset:
     """Parse a DICOM file, read-only, only if it is a regular file (raises OSError,
     UnreadableObject: use `read_object`). `header_only` stops before
@@ -162,7 +225,10 @@ def parse_file(path: str, *, header_only: bool = False, up_to_tag: Optional[int]
                 if up_to_tag is not None:
                     ds = read_partial(f, stop_when=stop_when)
                 else:
-                    ds = pydicom.dcmread(f, stop_before_pixels=header_only)
+                    ds = _read_content_unparsed(f, header_only)
+                    if ds is None:
+                        f.seek(0)
+                        ds = pydicom.dcmread(f, stop_before_pixels=header_only)
         except InflationLimit:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -172,6 +238,9 @@ def parse_file(path: str, *, header_only: bool = False, up_to_tag: Optional[int]
             # RecursionError (sequences nested too deep)... The object cannot be read.
             raise UnreadableObject(f"not a readable DICOM object: {type(exc).__name__}: {str(exc)[:200]}") from exc
     check_complete(ds)
+    # Its SR content tree may be walked by shared/sr_tree.py: a Dataset made any other way (a
+    # test's own dcmread, to edit its items in place) is read through pydicom, items and all.
+    ds.__dict__[FAST_TREE] = True
     return ds
 
 

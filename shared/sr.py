@@ -12,12 +12,18 @@ from __future__ import annotations
 import math
 from typing import Iterable, NamedTuple, Optional
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from shared.codes import Code
-from shared.dicom import as_text
+from shared.dicom import FAST_TREE, as_text
 from shared.outcome import Failed
+from shared.sr_tree import CONTENT_SEQUENCE, UNDEFINED, Item, NotSimple, read_sequence
+
+# A content item is a pydicom Dataset (the root, and any tree read through pydicom) or an
+# sr_tree.Item (a tree read by the fast walk); both answer `.get(keyword)` alike.
+ITEM_TYPES = (Dataset, Item)
 
 
 # A concept to look for: one Code (with every spelling in its `also`), or several codes.
@@ -47,7 +53,7 @@ def value(item: Optional[Dataset], keyword: str):
 
 def code_of(seq_item: Optional[Dataset]) -> Optional[Code]:
     """The (scheme, value) of one code sequence item; long/URN code values count as the value."""
-    if not isinstance(seq_item, Dataset):
+    if not isinstance(seq_item, ITEM_TYPES):
         return None
     code = value(seq_item, "CodeValue") or value(seq_item, "LongCodeValue") or value(seq_item, "URNCodeValue")
     if not code:
@@ -59,7 +65,7 @@ def first_item(item: Optional[Dataset], keyword: str) -> Optional[Dataset]:
     """The first item of a sequence; None when absent, empty, unreadable or not a sequence
     (a sequence written under another VR reads as text or numbers)."""
     seq = value(item, keyword)
-    if not isinstance(seq, (Sequence, list)) or not seq or not isinstance(seq[0], Dataset):
+    if not isinstance(seq, (Sequence, list)) or not seq or not isinstance(seq[0], ITEM_TYPES):
         return None
     return seq[0]
 
@@ -75,6 +81,10 @@ def is_concept(item: Dataset, concept) -> bool:
 def children(item: Dataset) -> list[Dataset]:
     """The content items under `item`. A ContentSequence that is present but cannot be read
     fails the object: reading on without it would silently drop its events."""
+    if isinstance(item, Dataset):
+        fast = _fast_children(item)
+        if fast is not None:
+            return fast
     try:
         seq = item.get("ContentSequence")
     except RecursionError:
@@ -87,7 +97,29 @@ def children(item: Dataset) -> list[Dataset]:
     if not isinstance(seq, (Sequence, list)):
         raise Failed(f"SR content tree cannot be read: ContentSequence (0040,A730) under {_where(item)} "
                      "is not a sequence")
-    return [child for child in seq if isinstance(child, Dataset)]
+    return [child for child in seq if isinstance(child, ITEM_TYPES)]
+
+
+def _fast_children(ds: Dataset) -> Optional[list[Item]]:
+    """The items of `ds`'s ContentSequence through the fast walk (shared/sr_tree.py), when `ds`
+    was read from a file by shared.dicom and the element still holds its raw bytes; None when it does not (converted already, or bytes the
+    walk leaves to pydicom), and pydicom reads it as before. The walk's result is kept on the
+    dataset with the raw element it came from, so a replaced element is never answered stale."""
+    if not ds.__dict__.get(FAST_TREE):
+        return None
+    elem = ds._dict.get(CONTENT_SEQUENCE)
+    if not isinstance(elem, RawDataElement) or elem.VR not in ("SQ", None) or not elem.is_little_endian \
+            or elem.length == UNDEFINED or not isinstance(elem.value, bytes) or len(elem.value) != elem.length:
+        return None
+    cached = ds.__dict__.get("_doseflow_content")
+    if cached is not None and cached[0] is elem:
+        return cached[1]
+    try:
+        items = read_sequence(elem.value, implicit=elem.is_implicit_VR, encoding=ds._character_set)
+    except NotSimple:
+        return None
+    ds.__dict__["_doseflow_content"] = (elem, items)
+    return items
 
 
 def _where(item: Dataset) -> str:
