@@ -36,7 +36,11 @@ def store_report(conn: psycopg.Connection, report: DoseReport, path: str) -> boo
     source = report.sources[0]
     content = report.model_dump(mode="json")
     conflict = None
-    with conn.transaction():
+    # Pipeline mode: statements whose results are not needed before the next one goes out
+    # (the lock, the delete, every insert, the ledger row, the commit) travel together; only
+    # the source row's insert and the study's reports wait for an answer. Three round trips a
+    # report instead of one per statement (issue 18).
+    with conn.pipeline(), conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (uid,))
         new = conn.execute(
             "INSERT INTO source_object (sop_instance_uid, study_instance_uid, route, sop_class_uid, path, report)"
