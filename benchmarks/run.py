@@ -47,13 +47,16 @@ EXTRACT_QUEUES = tuple(route.queue for route in routes.EXTRACTED)
 
 RSS_TARGET = "every worker's peak RSS <= 150 MB"
 TARGETS = {
-    "import_ratio": 0.70,        # (b)/(a)
-    "pipeline_ratio": 0.50,      # (c) with as many extractors as cores, / (a)
+    "import_ratio": 2.0,         # (b)/(a) (issue 18)
+    "pipeline_ratio": 1.5,       # (c) with as many extractors as cores, / (a) (issue 18)
     "two_extractor_speedup": 1.6,
     "peak_rss_bytes": 150 * 2**20,
     "classifier_bytes": 2**20,
     "latency_p95_s": 1.0,
+    "backlog_hours": 1.0,        # 1,000,000 objects of the same mix on PROJECTED_CORES cores
 }
+PROJECTED_CORES = 16
+BACKLOG_OBJECTS = 1_000_000
 
 
 def log(message: str) -> None:
@@ -73,11 +76,11 @@ def decode_everything(path: str) -> int:
 
 
 def stage_pydicom(paths: list[str]) -> dict:
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     elements = sum(decode_everything(p) for p in paths)
     seconds = time.perf_counter() - started
     return {"objects": len(paths), "seconds": seconds, "objects_per_s": len(paths) / seconds,
-            "elements": elements}
+            "cpu_s": time.process_time() - cpu0, "elements": elements}
 
 
 # --- (b) in-process import -------------------------------------------------------------------
@@ -95,15 +98,55 @@ def stage_import(paths: list[str], pg_admin: str, work: Path) -> dict:
         url = services.fresh_database(stack, pg_admin)
         with psycopg.connect(url) as conn:
             migrate(conn)
+            backend = [conn.info.backend_pid]
+            db_cpu0, cpu0 = services.total_cpu(backend), time.process_time()
             started = time.perf_counter()
             extra = {}
             if "toshiba_output" in inspect.signature(import_paths).parameters:  # where built RDSRs go
                 extra["toshiba_output"] = work / "toshiba-rdsr"
             summary = import_paths(conn, paths, rules=RoutingRules(), options=ExtractOptions(), **extra)
             seconds = time.perf_counter() - started
+            cpu, db_cpu = time.process_time() - cpu0, services.total_cpu(backend) - db_cpu0
     return {"objects": len(paths), "seconds": seconds, "objects_per_s": len(paths) / seconds,
+            "cpu_s": cpu, "postgres_backend_cpu_s": db_cpu,
             "stored": summary.stored, "ignored": summary.ignored, "failed": summary.failed,
             "problems": summary.problems[:5]}
+
+
+# --- where the import's CPU goes: reading, extracting ----------------------------------------
+
+
+def stage_split(paths: list[str]) -> dict:
+    """CPU ms/object of each step of an import, on the same objects, by kind: the reader
+    (shared.dicom read of the header, the SR content tree walked into items: shared/sr_tree.py),
+    then classification and extraction on what was read (values decoded when asked, doseflow's
+    logic, the report validated). Storing is (b)'s CPU less these."""
+    from services.classifier.rules import RoutingRules, classify
+    from services.extractors.common import ExtractOptions
+    from services.extractors.worker import extract_file
+    from shared import sr
+    from shared.dicom import read_header
+    from shared.outcome import Failed, Ignored
+
+    rules, options = RoutingRules(), ExtractOptions()
+    read_s = extract_s = 0.0
+    for path in paths:
+        t0 = time.process_time()
+        ds = read_header(path)
+        if "ContentSequence" in ds:
+            try:
+                sr.children(ds)  # the walk (cached on the dataset, so extraction does not pay it again)
+            except Failed:
+                pass
+        t1 = time.process_time()
+        try:
+            extract_file(path, classify(ds, rules), options, ds)
+        except (Ignored, Failed):
+            pass
+        t2 = time.process_time()
+        read_s, extract_s = read_s + t1 - t0, extract_s + t2 - t1
+    n = max(1, len(paths))
+    return {"objects": len(paths), "read_ms": read_s / n * 1e3, "extract_ms": extract_s / n * 1e3}
 
 
 # --- (c), (d), (f) the broker pipeline -------------------------------------------------------
@@ -288,19 +331,54 @@ def summarise(results: dict) -> dict:
     for kind, peak in (results.get("latency", {}).get("peak_rss_bytes") or {}).items():
         peaks[kind] = max(peaks.get(kind, 0), peak or 0)
     s["peak_rss_bytes"] = peaks
+    s["projection"] = projection(results, at_cores)
     t = TARGETS
     s["targets"] = {
-        "import >= 70% of (a)": s["import_ratio"] >= t["import_ratio"] if "import_ratio" in s else None,
-        f"pipeline ({at_cores} extractors = cores) >= 50% of (a)":
+        "import >= 200% of (a)": s["import_ratio"] >= t["import_ratio"] if "import_ratio" in s else None,
+        f"pipeline ({at_cores} extractors = cores) >= 150% of (a)":
             s["pipeline_ratio"][at_cores] >= t["pipeline_ratio"] if at_cores and a else None,
         "2 extractors >= 1.6x one": s["speedup"][2] >= t["two_extractor_speedup"]
             if "speedup" in s and 2 in s["speedup"] else None,
         RSS_TARGET: all(v <= t["peak_rss_bytes"] for v in peaks.values()) if peaks else None,
-        "classifier reads < 1 MB of the large object":
-            results["bytes_read"]["classifier"]["bytes_read"] < t["classifier_bytes"] if "bytes_read" in results else None,
+        "classifier and extractor read < 1 MB of the large object":
+            max(results["bytes_read"][k]["bytes_read"] for k in ("classifier", "extractor")) < t["classifier_bytes"]
+            if "bytes_read" in results else None,
         "p95 latency < 1 s": (results["latency"]["p95_s"] or 1e9) < t["latency_p95_s"] if "latency" in results else None,
+        f"{BACKLOG_OBJECTS:,} objects < 1 h on {PROJECTED_CORES} cores":
+            s["projection"]["backlog_hours"] < t["backlog_hours"] if s["projection"] else None,
     }
     return s
+
+
+def projection(results: dict, at_cores) -> dict | None:
+    """Objects/hour on a PROJECTED_CORES-core host, on paper, from the CPU each object costs
+    every process it passes through (workers, PostgreSQL backends, RabbitMQ), measured in the
+    broker run with extractors = cores (else in the in-process import): stages are competing
+    consumers, so cores divide the work as long as no one process is the limit — the writer's
+    own per-process rate is given for that check (several writers may run)."""
+    runs = {r["extractors"]: r for r in results.get("pipeline", [])}
+    if at_cores in runs and runs[at_cores]["completed"]:
+        r = runs[at_cores]
+        n = r["completed"]
+        parts = {kind: w["cpu_s"] / n * 1e3 for kind, w in r["workers"].items()}
+        parts["postgres"] = r["postgres_backend_cpu_s"] / n * 1e3
+        parts["rabbitmq"] = r["rabbitmq_cpu_s"] / n * 1e3
+        source = f"broker pipeline, {at_cores} extractors"
+    elif "import" in results and results["import"].get("cpu_s") is not None:
+        r = results["import"]
+        parts = {"import": r["cpu_s"] / r["objects"] * 1e3,
+                 "postgres": r["postgres_backend_cpu_s"] / r["objects"] * 1e3}
+        source = "in-process import"
+    else:
+        return None
+    total_ms = sum(parts.values())
+    per_hour = PROJECTED_CORES * 3600e3 / total_ms
+    out = {"source": source, "cpu_ms_per_object": parts, "total_cpu_ms_per_object": total_ms,
+           "cores": PROJECTED_CORES, "objects_per_hour": per_hour,
+           "backlog_objects": BACKLOG_OBJECTS, "backlog_hours": BACKLOG_OBJECTS / per_hour}
+    if "writer" in parts and parts["writer"] > 0:
+        out["writer_objects_per_s_per_process"] = 1e3 / parts["writer"]
+    return out
 
 
 def table(results: dict, s: dict) -> str:
@@ -317,7 +395,7 @@ def table(results: dict, s: dict) -> str:
     if "import" in results:
         r = results["import"]
         row("(b) doseflow import, in-process", r["objects_per_s"], s.get("import_ratio"),
-            f"target >= 70%: {verdict(s['targets']['import >= 70% of (a)'])}; "
+            f"target >= 200%: {verdict(s['targets']['import >= 200% of (a)'])}; "
             f"stored {r['stored']}, ignored {r['ignored']}, failed {r['failed']}")
     for r in results.get("pipeline", []):
         k = r["extractors"]
@@ -327,7 +405,7 @@ def table(results: dict, s: dict) -> str:
         if k == 2 and "speedup" in s:
             note.append(f"target >= x1.6: {verdict(s['speedup'][2] >= TARGETS['two_extractor_speedup'])}")
         if k == s.get("extractors_at_cores") and "pipeline_ratio" in s:
-            note.append(f"= cores, target >= 50%: {verdict(s['pipeline_ratio'][k] >= TARGETS['pipeline_ratio'])}")
+            note.append(f"= cores, target >= 150%: {verdict(s['pipeline_ratio'][k] >= TARGETS['pipeline_ratio'])}")
         if r["timed_out"] or r["stored"] != r["objects"]:
             note.append(f"ONLY {r['stored']}/{r['objects']} stored" + (" (timed out)" if r["timed_out"] else ""))
         row(f"(c) broker pipeline, {k} extractor{'s' if k > 1 else ''}", r["objects_per_s"],
@@ -342,6 +420,22 @@ def table(results: dict, s: dict) -> str:
         lines.append(f"    CPU ms/object with {r['extractors']} extractor(s): {cpu}, postgres backend "
                      f"{per(r['postgres_backend_cpu_s']):.1f}, rabbitmq (whole server) "
                      f"{per(r['rabbitmq_cpu_s']):.1f}; total {total:.1f}{ceiling}")
+    if "cpu_s" in results.get("pydicom", {}) and "cpu_s" in results.get("import", {}):
+        a_ms = results["pydicom"]["cpu_s"] / results["pydicom"]["objects"] * 1e3
+        r = results["import"]
+        b_ms = (r["cpu_s"] + r["postgres_backend_cpu_s"]) / r["objects"] * 1e3
+        lines.append(f"    by CPU, less exposed to the host's load: (a) {a_ms:.1f} ms/object, (b) {b_ms:.1f} ms/object "
+                     f"with its postgres backend: {a_ms / b_ms:.2f}x (a)")
+    if "split" in results and "import" in results:
+        sp, r = results["split"], results["import"]
+        total = r["cpu_s"] / r["objects"] * 1e3
+        store = max(0.0, total - sp["read_ms"] - sp["extract_ms"])
+        lines.append(f"    CPU ms/object of (b): {total:.1f} in the import process = reader {sp['read_ms']:.1f} "
+                     f"({sp['read_ms'] / total:.0%}: header read, SR content tree walked), classify + extract "
+                     f"{sp['extract_ms']:.1f} ({sp['extract_ms'] / total:.0%}: values decoded when asked, "
+                     f"doseflow's logic), store {store:.1f} ({store / total:.0%}); postgres backend "
+                     f"{r['postgres_backend_cpu_s'] / r['objects'] * 1e3:.1f}  (reader and extract over "
+                     f"{sp['objects']} of the objects)")
     if s.get("peak_rss_bytes"):
         peaks = ", ".join(f"{kind} {mb(v)}" for kind, v in sorted(s["peak_rss_bytes"].items()))
         lines.append(f"(d) peak RSS: {peaks}  (target <= 150 MB: "
@@ -350,7 +444,7 @@ def table(results: dict, s: dict) -> str:
         b = results["bytes_read"]
         lines.append(f"(e) bytes read of a {mb(b['object_bytes'])} multi-frame object: classifier "
                      f"{b['classifier']['bytes_read']:,} B, extractor {b['extractor']['bytes_read']:,} B  "
-                     f"(target classifier < 1 MB: {verdict(b['classifier']['bytes_read'] < TARGETS['classifier_bytes'])})")
+                     f"(target both < 1 MB: {verdict(s['targets']['classifier and extractor read < 1 MB of the large object'])})")
     if "latency" in results:
         r = results["latency"]
         p50 = "-" if r["p50_s"] is None else f"{r['p50_s'] * 1e3:.0f} ms"
@@ -358,6 +452,21 @@ def table(results: dict, s: dict) -> str:
         lines.append(f"(f) publish -> stored at {r['rate_per_s']:g}/s, {r['extractors']} extractors: p50 {p50}, "
                      f"p95 {p95} ({r['stored']}/{r['objects']} stored)  (target p95 < 1 s: "
                      f"{verdict(s['targets']['p95 latency < 1 s'])})")
+    pr = s.get("projection")
+    if pr:
+        parts = " + ".join(f"{kind} {ms:.1f}" for kind, ms in pr["cpu_ms_per_object"].items())
+        lines.append(f"(g) projection for a {pr['cores']}-core host, from the CPU per object of the {pr['source']}:")
+        lines.append(f"    {parts} = {pr['total_cpu_ms_per_object']:.1f} CPU ms/object; "
+                     f"{pr['cores']} cores x 3,600,000 ms/h / {pr['total_cpu_ms_per_object']:.1f} ms = "
+                     f"{pr['objects_per_hour']:,.0f} objects/h")
+        lines.append(f"    {pr['backlog_objects']:,} objects / {pr['objects_per_hour']:,.0f} per h = "
+                     f"{pr['backlog_hours']:.2f} h  (target < 1 h: "
+                     f"{verdict(pr['backlog_hours'] < TARGETS['backlog_hours'])})")
+        if "writer_objects_per_s_per_process" in pr:
+            need = pr["objects_per_hour"] / 3600 / pr["writer_objects_per_s_per_process"]
+            lines.append(f"    one writer process stores {pr['writer_objects_per_s_per_process']:.0f} objects/s "
+                         f"of CPU: {pr['objects_per_hour'] / 3600:.0f} objects/s needs {need:.1f} writer(s) "
+                         "of the 16 cores' share")
     return "\n".join(lines)
 
 
@@ -420,6 +529,7 @@ def run(args, stack: ExitStack) -> dict:
     if "b" in stages:
         log("(b) doseflow import, in-process")
         results["import"] = stage_import(paths, args.pg_url, work)
+        results["split"] = stage_split(paths[:min(len(paths), 400)])
     if "e" in stages:
         log(f"(e) bytes read of a {args.large_mb} MB object")
         big = work / "large-multiframe.dcm"

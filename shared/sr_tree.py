@@ -20,12 +20,15 @@ Pure: no I/O.
 from __future__ import annotations
 
 import functools
+import re
 import struct
 from typing import Any, Optional
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom import config
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 CONTENT_SEQUENCE = 0x0040A730
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -33,12 +36,14 @@ ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 # Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
 LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"))
+_VRS = {code.encode(): (code, code.encode() in LONG_VRS) for code in (
+    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV").split()}
 # pydicom gives up at Python's recursion limit; the fallback path reports that as it always did.
 MAX_DEPTH = 64
 
 _HH = struct.Struct("<HH").unpack_from
+_EXPLICIT = struct.Struct("<HH2sH").unpack_from  # group, element, VR, short length
 _I = struct.Struct("<I").unpack_from
-_H = struct.Struct("<H").unpack_from
 _MISSING = object()
 
 
@@ -86,6 +91,8 @@ class Item:
         vr, raw = element
         if isinstance(raw, list):
             value = raw
+        elif (plain := _plain_text(tag, vr, raw, self._encoding)) is not None:
+            value = plain
         else:
             value = convert_raw_data_element(
                 RawDataElement(Tag(tag), vr, len(raw), raw, 0, self._implicit, True),
@@ -101,28 +108,57 @@ class Item:
         return f"<sr_tree.Item {len(self._elements)} elements>"
 
 
+# Character sets in which printable ASCII means itself (pydicom's Python codec names): the
+# ISO 8859 family and UTF-8. Not Shift JIS (ISO_IR 13 reads 0x5C as a yen sign) nor ISO 2022
+# code extensions (escape sequences are control bytes, refused below anyway).
+_ASCII_SAFE = frozenset(("iso8859", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4", "iso_ir_126", "iso_ir_127",
+                         "iso_ir_138", "iso_ir_144", "iso_ir_148", "iso_ir_166", "iso8859_15", "UTF8", "utf_8"))
+# Printable ASCII without the value delimiter, then any trailing padding (space or NUL).
+_PLAIN = re.compile(rb"[\x20-\x5b\x5d-\x7e]*[ \x00]*")
+_PLAIN_VRS = frozenset(("CS", "SH", "LO", "UI"))
+
+
+def _plain_text(tag: int, vr: Optional[str], raw: bytes, encoding) -> Optional[str]:
+    """The value pydicom would give a CS, SH, LO or UI element holding one plain ASCII value
+    (code values, schemes, meanings, value and relationship types, UIDs: most of what a
+    report reads), without building a DataElement; None for anything else, which pydicom
+    converts. pydicom's result for these bytes is the text less trailing spaces and NULs (a UI
+    as a UID); its validation only warns unless it is set to raise, so then it is left to it."""
+    if vr is None:
+        vr = _dictionary_vr(tag)
+    if vr not in _PLAIN_VRS or config.settings.reading_validation_mode == config.RAISE \
+            or not _PLAIN.fullmatch(raw):
+        return None
+    if isinstance(encoding, str):
+        if encoding not in _ASCII_SAFE:
+            return None
+    elif encoding and not all(e in _ASCII_SAFE for e in encoding):
+        return None
+    text = raw.decode("ascii").rstrip(" \x00")
+    return UID(text) if vr == "UI" else text
+
+
 def read_sequence(data: bytes, *, implicit: bool, encoding) -> list[Item]:
     """The items of a sequence value `data` (defined length, little endian)."""
-    items, _ = _sequence(memoryview(data), 0, len(data), implicit, encoding, 0)
+    items, _ = _sequence(bytes(data), 0, len(data), implicit, encoding, 0)
     return items
 
 
 def read_undefined_sequence(data: bytes, *, implicit: bool, encoding) -> tuple[list[Item], int]:
     """The items of an undefined-length sequence whose value starts at `data`'s first byte, and
     the length of the value including its sequence delimiter (where the next element starts)."""
-    return _sequence(memoryview(data), 0, None, implicit, encoding, 0)
+    return _sequence(bytes(data), 0, None, implicit, encoding, 0)
 
 
-def _sequence(buf: memoryview, pos: int, end: Optional[int], implicit: bool, encoding, depth: int):
+def _sequence(buf: bytes, pos: int, end: Optional[int], implicit: bool, encoding, depth: int):
     """Items from `pos` up to `end`, or up to the sequence delimiter when `end` is None.
     Returns (items, position after the sequence)."""
     if depth > MAX_DEPTH:
         raise NotSimple("nested too deeply")
-    size = len(buf)
-    limit = size if end is None else end
+    limit = len(buf) if end is None else end
     items: list[Item] = []
     while True:
-        if end is not None and pos == end:
+        if pos == end:
             return items, pos
         if pos + 8 > limit:
             raise NotSimple("cut short")
@@ -146,17 +182,16 @@ def _sequence(buf: memoryview, pos: int, end: Optional[int], implicit: bool, enc
         items.append(Item(elements, encoding, implicit))
 
 
-def _dataset(buf: memoryview, pos: int, end: Optional[int], implicit: bool, encoding, depth: int):
+def _dataset(buf: bytes, pos: int, end: Optional[int], implicit: bool, encoding, depth: int):
     """The elements of one item, from `pos` up to `end` or its item delimiter."""
-    size = len(buf)
-    limit = size if end is None else end
+    limit = len(buf) if end is None else end
     elements: dict = {}
     while True:
-        if end is not None and pos == end:
+        if pos == end:
             return elements, pos
         if pos + 8 > limit:
             raise NotSimple("cut short")
-        group, elem = _HH(buf, pos)
+        group, elem, code, short = _EXPLICIT(buf, pos)
         tag = group << 16 | elem
         if tag == ITEM_END:
             if end is not None:
@@ -168,18 +203,18 @@ def _dataset(buf: memoryview, pos: int, end: Optional[int], implicit: bool, enco
             pos += 8
             is_sequence = not (group & 1) and _dictionary_vr(tag) == "SQ"
         else:
-            code = bytes(buf[pos + 4:pos + 6])
-            if not (65 <= code[0] <= 90 and 65 <= code[1] <= 90):
-                raise NotSimple("not an explicit VR")
-            if code in LONG_VRS:
+            known = _VRS.get(code)
+            if known is None:
+                raise NotSimple("not an explicit VR pydicom knows")
+            vr, long = known
+            if long:
                 if pos + 12 > limit:
                     raise NotSimple("cut short")
                 length = _I(buf, pos + 8)[0]
                 pos += 12
             else:
-                length = _H(buf, pos + 6)[0]
+                length = short
                 pos += 8
-            vr = code.decode("ascii")
             is_sequence = vr == "SQ"
             if vr == "UN" and (length == UNDEFINED or _dictionary_vr(tag) == "SQ"):
                 raise NotSimple("a sequence sent as UN")
@@ -191,11 +226,11 @@ def _dataset(buf: memoryview, pos: int, end: Optional[int], implicit: bool, enco
             items, pos = _sequence(buf, pos, None, implicit, encoding, depth)
             elements[tag] = (None, items)
             continue
-        if pos + length > limit:
+        after = pos + length
+        if after > limit:
             raise NotSimple("cut short")
         if is_sequence:
-            items, _ = _sequence(buf, pos, pos + length, implicit, encoding, depth)
-            elements[tag] = (None, items)
+            elements[tag] = (None, _sequence(buf, pos, after, implicit, encoding, depth)[0])
         else:
-            elements[tag] = (vr, bytes(buf[pos:pos + length]))
-        pos += length
+            elements[tag] = (vr, buf[pos:after])
+        pos = after

@@ -74,7 +74,9 @@ def test_declared_character_sets_and_both_vr_encodings_read_as_pydicom_reads_the
 
 
 @pytest.mark.parametrize("vr, raw", [("FD", b"12345"), ("DS", b"1.5\\abc "), ("UL", b"1.2.3.4"),
-                                     ("DS", b"12.5"), ("UN", b"7.5 "), ("CS", b"YES ")])
+                                     ("DS", b"12.5"), ("UN", b"7.5 "), ("CS", b"YES "), ("CS", b""),
+                                     ("SH", b"  113835 "), ("LO", b"Dose\\Area "), ("UI", b"1.2.840.10008\x00"),
+                                     ("LO", b"M\xfcller"), ("CS", b"A\x00B "), ("UI", b"")])
 def test_a_value_reads_as_pydicom_reads_it_or_fails_as_it_fails(vr, raw):
     element = struct.pack("<HH2sH", 0x0040, 0xA30A, vr.encode(), len(raw)) if vr != "UN" else \
         struct.pack("<HH2s2xI", 0x0040, 0xA30A, b"UN", len(raw))
