@@ -120,7 +120,8 @@ def stage_split(paths: list[str]) -> dict:
     """CPU ms/object of each step of an import, on the same objects, by kind: the reader
     (shared.dicom read of the header, the SR content tree walked into items: shared/sr_tree.py),
     then classification and extraction on what was read (values decoded when asked, doseflow's
-    logic, the report validated). Storing is (b)'s CPU less these."""
+    logic, the report validated). The rest of (b)'s CPU is storing, the ledger and the messages
+    between the stages."""
     from services.classifier.rules import RoutingRules, classify
     from services.extractors.common import ExtractOptions
     from services.extractors.worker import extract_file
@@ -433,7 +434,8 @@ def table(results: dict, s: dict) -> str:
         lines.append(f"    CPU ms/object of (b): {total:.1f} in the import process = reader {sp['read_ms']:.1f} "
                      f"({sp['read_ms'] / total:.0%}: header read, SR content tree walked), classify + extract "
                      f"{sp['extract_ms']:.1f} ({sp['extract_ms'] / total:.0%}: values decoded when asked, "
-                     f"doseflow's logic), store {store:.1f} ({store / total:.0%}); postgres backend "
+                     f"doseflow's logic), the rest {store:.1f} ({store / total:.0%}: store, ledger, messages "
+                     f"between the stages); postgres backend "
                      f"{r['postgres_backend_cpu_s'] / r['objects'] * 1e3:.1f}  (reader and extract over "
                      f"{sp['objects']} of the objects)")
     if s.get("peak_rss_bytes"):
