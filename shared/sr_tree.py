@@ -109,8 +109,7 @@ class Item:
 
 
 # Character sets in which printable ASCII means itself (pydicom's Python codec names): the
-# ISO 8859 family and UTF-8. Not Shift JIS (ISO_IR 13 reads 0x5C as a yen sign) nor ISO 2022
-# code extensions (escape sequences are control bytes, refused below anyway).
+# ISO 8859 family and UTF-8. Not Shift JIS (ISO_IR 13 reads 0x5C as a yen sign).
 _ASCII_SAFE = frozenset(("iso8859", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4", "iso_ir_126", "iso_ir_127",
                          "iso_ir_138", "iso_ir_144", "iso_ir_148", "iso_ir_166", "iso8859_15", "UTF8", "utf_8"))
 # Printable ASCII without the value delimiter, then any trailing padding (space or NUL).
@@ -129,10 +128,10 @@ def _plain_text(tag: int, vr: Optional[str], raw: bytes, encoding) -> Optional[s
     if vr not in _PLAIN_VRS or config.settings.reading_validation_mode == config.RAISE \
             or not _PLAIN.fullmatch(raw):
         return None
-    if isinstance(encoding, str):
-        if encoding not in _ASCII_SAFE:
-            return None
-    elif encoding and not all(e in _ASCII_SAFE for e in encoding):
+    # pydicom decodes bytes without an escape (which _PLAIN refuses) with the first encoding
+    # only, also under ISO 2022 code extensions (Philips: '\\ISO 2022 IR 87').
+    first = encoding if isinstance(encoding, str) else (encoding[0] if encoding else "iso8859")
+    if first not in _ASCII_SAFE:
         return None
     text = raw.decode("ascii").rstrip(" \x00")
     return UID(text) if vr == "UI" else text

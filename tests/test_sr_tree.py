@@ -54,7 +54,9 @@ def test_every_corpus_dose_report_reads_the_same_through_the_fast_walk(name):
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
 @pytest.mark.parametrize("charset, text", [("ISO_IR 100", "Dr Müller, Salle 2 Ørsted"),
-                                           ("ISO_IR 192", "Müller 田中 Ωmega")])
+                                           ("ISO_IR 192", "Müller 田中 Ωmega"),
+                                           ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎"),
+                                           ("ISO_IR 13", "ﾔﾏﾀﾞ")])
 def test_declared_character_sets_and_both_vr_encodings_read_as_pydicom_reads_them(tmp_path, syntax,
                                                                                    charset, text):
     ds = pydicom.dcmread(corpus_file("CT-RDSR-GEPixelMed.dcm"))
