@@ -155,8 +155,10 @@ PLANE_A = DCM("113620", "Plane A")
 PLANE_B = DCM("113621", "Plane B")
 SINGLE_PLANE = DCM("113622", "Single Plane")
 ALL_PLANES = DCM("113890", "All Planes")
-# Irradiation Event Type value (CID 10002) that marks a fluoroscopy event
+# Irradiation Event Type values (CID 10002): fluoroscopy marks an RF event; a radiograph from an
+# image header is written as a stationary acquisition.
 FLUOROSCOPY = SRT("P5-06000", "Fluoroscopy", also=[SCT("44491008")])
+STATIONARY_ACQUISITION_EVENT = DCM("113611", "Stationary Acquisition")
 
 # X-ray source (TID 10003b)
 DOSE_RP = DCM("113738", "Dose (RP)")
@@ -182,6 +184,25 @@ FILTER_THICKNESS_MAX = DCM("113773", "X-Ray Filter Thickness Maximum")
 COLLIMATED_FIELD_AREA = DCM("113790", "Collimated Field Area")
 COLLIMATED_FIELD_HEIGHT = DCM("113788", "Collimated Field Height")
 COLLIMATED_FIELD_WIDTH = DCM("113789", "Collimated Field Width")
+
+# X-Ray Filter Type values (CID 10007) and the materials of filters (CID 10006) and anode targets
+# (CID 10016). Image headers carry defined terms, not codes: the image routes write these
+# meanings for them, the same text an RDSR carries.
+NO_FILTER = DCM("111609", "No Filter")
+STRIP_FILTER = DCM("113650", "Strip filter")
+WEDGE_FILTER = DCM("113651", "Wedge filter")
+BUTTERFLY_FILTER = DCM("113652", "Butterfly filter")
+FLAT_FILTER = DCM("113653", "Flat filter")
+MOLYBDENUM = SRT("C-150F9", "Molybdenum or Molybdenum compound")
+RHODIUM = SRT("C-167F9", "Rhodium or Rhodium compound")
+SILVER = SRT("C-137F9", "Silver or Silver compound")
+ALUMINUM = SRT("C-120F9", "Aluminum or Aluminum compound")
+COPPER = SRT("C-127F9", "Copper or Copper compound")
+NIOBIUM = SRT("C-1190E", "Niobium or Niobium compound")
+EUROPIUM = SRT("C-1190F", "Europium or Europium compound")
+LEAD = SRT("C-132F9", "Lead or Lead compound")
+TANTALUM = SRT("C-156F9", "Tantalum or Tantalum compound")
+TUNGSTEN = SRT("C-164F9", "Tungsten or Tungsten compound")
 
 # Mechanical (TID 10003c) and distances (CID 10008)
 POSITIONER_PRIMARY_ANGLE = DCM("112011", "Positioner Primary Angle")

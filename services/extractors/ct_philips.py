@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from services.extractors.common import DEFAULT_OPTIONS, ExtractOptions, count_out_of_range
 from services.extractors.image_header import add_seconds, item_meaning, report_header
+from shared import codes
 from shared.header import HeaderReader
 from shared.dicom import SECONDARY_CAPTURE, iso_datetime, person_name, text
 from shared.outcome import Ignored
@@ -34,11 +35,11 @@ PHANTOM_GROUP, PHANTOM_OFFSET = 0x01E1, 0x26  # (01E1,xx26) CTDI phantom, "16 CM
 
 # AcquisitionType (0018,9302) defined terms and the CID 10013 meanings of their codes.
 ACQUISITION_TYPES = {
-    "CONSTANT_ANGLE": "Constant Angle Acquisition",  # 113805
-    "SPIRAL": "Spiral Acquisition",  # P5-08001
-    "SEQUENCED": "Sequenced Acquisition",  # 113804
-    "STATIONARY": "Stationary Acquisition",  # 113806
-    "FREE": "Free Acquisition",  # 113807
+    "CONSTANT_ANGLE": codes.CONSTANT_ANGLE_ACQUISITION.meaning,
+    "SPIRAL": codes.SPIRAL_ACQUISITION.meaning,
+    "SEQUENCED": codes.SEQUENCED_ACQUISITION.meaning,
+    "STATIONARY": codes.STATIONARY_ACQUISITION.meaning,
+    "FREE": codes.FREE_ACQUISITION.meaning,
 }
 PHANTOMS = {"16 CM": "head16", "32 CM": "body32"}
 MS_PER_S = 1000.0

@@ -27,7 +27,7 @@ from services.extractors.image_header import (
     report_header,
     tube_current_mA,
 )
-from shared import sr
+from shared import codes, sr
 from shared.header import HeaderReader
 from shared.dicom import CR_IMAGE, DX_FOR_PRESENTATION, DX_FOR_PROCESSING, text
 from shared.outcome import Ignored
@@ -42,8 +42,8 @@ DGYCM2_PER_GYM2 = 1e5
 MM_PER_DM = 100.0
 # A radiograph is a stationary acquisition (DCM 113611); the image does not say so, we do,
 # so that image events read like the events of a DX RDSR.
-STATIONARY_ACQUISITION = "Stationary Acquisition"
-_LATERALITY = {"R": "Right", "L": "Left", "B": "Right and left"}  # G-A100, G-A101, G-A102
+STATIONARY_ACQUISITION = codes.STATIONARY_ACQUISITION_EVENT.meaning
+_LATERALITY = {"R": codes.RIGHT.meaning, "L": codes.LEFT.meaning, "B": codes.RIGHT_AND_LEFT.meaning}
 # ViewPosition terms and the SNOMED meanings of their view codes (R-10206, R-10214, R-10236,
 # R-10232), used when the image has no ViewCodeSequence.
 _VIEW_POSITIONS = {"AP": "antero-posterior", "PA": "postero-anterior", "LL": "left lateral",

@@ -25,37 +25,37 @@ from services.extractors.common import (
     study_from_header,
 )
 from shared import sr
+from shared import codes
 from shared.dicom import iso_date, iso_datetime, iso_time, text
 from shared.header import HeaderReader
 from shared.outcome import Failed
 from shared.report import DoseReport, Filter, Patient
 
-# Coded meanings written for image-attribute terms (PS3.16). Image headers carry defined terms,
-# not codes, so the meaning is ours to supply; these are the standard CodeMeanings of the codes
-# the terms stand for, the same text an RDSR carries.
+# Coded meanings written for image-attribute terms: image headers carry defined terms, not
+# codes, so the meaning is ours to supply, that of the code the term stands for (shared/codes.py).
 FILTER_MATERIALS = {
-    "MOLYBDENUM": "Molybdenum or Molybdenum compound",  # C-150F9
-    "RHODIUM": "Rhodium or Rhodium compound",  # C-167F9
-    "SILVER": "Silver or Silver compound",  # C-137F9
-    "ALUMINUM": "Aluminum or Aluminum compound",  # C-120F9
-    "ALUMINIUM": "Aluminum or Aluminum compound",  # Philips DiDi spelling
-    "COPPER": "Copper or Copper compound",  # C-127F9
-    "NIOBIUM": "Niobium or Niobium compound",  # C-1190E
-    "EUROPIUM": "Europium or Europium compound",  # C-1190F
-    "LEAD": "Lead or Lead compound",  # C-132F9
-    "TANTALUM": "Tantalum or Tantalum compound",  # C-156F9
+    "MOLYBDENUM": codes.MOLYBDENUM.meaning,
+    "RHODIUM": codes.RHODIUM.meaning,
+    "SILVER": codes.SILVER.meaning,
+    "ALUMINUM": codes.ALUMINUM.meaning,
+    "ALUMINIUM": codes.ALUMINUM.meaning,  # Philips DiDi spelling
+    "COPPER": codes.COPPER.meaning,
+    "NIOBIUM": codes.NIOBIUM.meaning,
+    "EUROPIUM": codes.EUROPIUM.meaning,
+    "LEAD": codes.LEAD.meaning,
+    "TANTALUM": codes.TANTALUM.meaning,
 }
 ANODE_TARGETS = {
-    "MOLYBDENUM": "Molybdenum or Molybdenum compound",  # C-150F9
-    "RHODIUM": "Rhodium or Rhodium compound",  # C-167F9
-    "TUNGSTEN": "Tungsten or Tungsten compound",  # C-164F9
+    "MOLYBDENUM": codes.MOLYBDENUM.meaning,
+    "RHODIUM": codes.RHODIUM.meaning,
+    "TUNGSTEN": codes.TUNGSTEN.meaning,
 }
-NO_FILTER = "No Filter"  # 111609
-FLAT_FILTER = "Flat filter"  # 113653
+NO_FILTER = codes.NO_FILTER.meaning
+FLAT_FILTER = codes.FLAT_FILTER.meaning
 FILTER_TYPES = {
-    "STRIP": "Strip filter",  # 113650
-    "WEDGE": "Wedge filter",  # 113651
-    "BUTTERFLY": "Butterfly filter",  # 113652
+    "STRIP": codes.STRIP_FILTER.meaning,
+    "WEDGE": codes.WEDGE_FILTER.meaning,
+    "BUTTERFLY": codes.BUTTERFLY_FILTER.meaning,
     "FLAT": FLAT_FILTER,
 }
 # Siemens Multix writes its copper pre-filter as a type, e.g. CU_0.1_MM.
