@@ -84,41 +84,18 @@ def cmd_import(args, settings: Settings) -> int:
 
 
 def cmd_extract(args, settings: Settings) -> int:
-    from services.classifier.worker import classify_file
-    from shared.dicom import read_header
-    from services.extractors.routes import ROUTE_ALIASES
-    from services.extractors.worker import extract_file
+    from doseflow.extract import extract_object
     from shared.outcome import Failed, Ignored
 
     try:
-        if args.route:
-            route, ds = ROUTE_ALIASES[args.route], read_header(args.file)
-        else:
-            import os
-
-            route, ds = classify_file(os.path.abspath(args.file), _rules(settings), roots=[])
-        if route == registry.TOSHIBA.name:
-            raise Ignored("legacy Toshiba CT object: a Toshiba study is built from all its objects "
-                          "(doseflow import --as toshiba FOLDER)")
-        if route == registry.CT_DW.name:
-            from services.ct_dw.stage import measure_file
-
-            m = measure_file(args.file, args.file, sample=False, header=ds)
-            raise Ignored(f"CT image without dose data: water-equivalent diameter {m.dw_mm:.1f} mm (AAPM 220: patient "
-                          f"area {m.area_mm2:.0f} mm², mean {m.mean_hu:.0f} HU), for the SSDE of its irradiation event "
-                          "when imported with the study's RDSR")
-        report = extract_file(args.file, route, _options(settings), ds)
+        report = extract_object(args.file, args.route, _rules(settings), _options(settings))
     except Ignored as exc:
         print(json.dumps({"outcome": "ignored", "reason": exc.reason}))
         return 0
     except Failed as exc:
         print(f"doseflow extract: {args.file}: {exc.reason}", file=sys.stderr)
         return 1
-    from services.audit.indices import enrich
-    from services.writer.store import audit_config
-
-    # as the writer would store it alone: with doseflow's own category, estimates and DRL ratios
-    data = enrich(report, audit_config()).model_dump(mode="json")
+    data = report.model_dump(mode="json")
     print(json.dumps(data, indent=None if args.json else 2, ensure_ascii=False))
     return 0
 

@@ -26,12 +26,10 @@ from typing import Optional, Union
 
 import pytest
 
+from doseflow.extract import extract_object
 from services.classifier.rules import RoutingRules
-from services.classifier.worker import classify_file
-from shared.dicom import read_header
 from services.extractors.common import ExtractOptions
 from services.extractors.routes import ROUTE_ALIASES
-from services.extractors.worker import extract_file
 from shared.outcome import Failed, Ignored
 from shared.report import DoseReport
 from tests import fuzz
@@ -45,7 +43,6 @@ CLI_SAMPLE = 50
 # Share of mutants run with a forced route (`doseflow extract --as ROUTE`), so each route also
 # meets objects that are not its own.
 FORCED_ROUTE_SHARE = 0.15
-LEGACY_TOSHIBA = "legacy Toshiba CT object"
 # Objects above these sizes take seconds (the 3 MB RF report: ~10 s) to parse and extract.
 BIG, MEDIUM = 1_000_000, 50_000
 
@@ -82,17 +79,8 @@ def plan(objects: list[Path], total: int = TOTAL) -> list[tuple[Path, int, Optio
 
 
 def run_extract(path: str, route: Optional[str]) -> DoseReport:
-    """What `doseflow extract PATH [--as ROUTE]` runs (doseflow/cli.py cmd_extract)."""
-    if route:
-        chosen, ds = ROUTE_ALIASES[route], read_header(path)
-    else:
-        chosen, ds = classify_file(os.path.abspath(path), RoutingRules(), roots=[])
-    if chosen == "toshiba":
-        raise Ignored(LEGACY_TOSHIBA)
-    from services.audit.indices import enrich
-    from services.writer.store import audit_config
-
-    return enrich(extract_file(path, chosen, ExtractOptions(), ds), audit_config())
+    """What `doseflow extract PATH [--as ROUTE]` runs, with the default settings."""
+    return extract_object(path, route, RoutingRules(), ExtractOptions())
 
 
 def run_one(mutant: fuzz.Mutant, route: Optional[str]) -> Result:
@@ -253,9 +241,7 @@ def test_the_doseflow_extract_command_ends_each_of_a_sample_the_same_way(fuzz_ru
                 continue
             printed = json.loads(done.stdout)
             if result.outcome == "ignored":
-                # The command words the legacy Toshiba case its own way (it says what to run).
-                legacy = result.detail == LEGACY_TOSHIBA and str(printed.get("reason")).startswith(LEGACY_TOSHIBA)
-                if printed != {"outcome": "ignored", "reason": printed["reason"] if legacy else result.detail}:
+                if printed != {"outcome": "ignored", "reason": result.detail}:
                     problems.append(f"{where}: expected ignored {result.detail!r}, printed {done.stdout[:300]}")
             elif printed != result.detail.model_dump(mode="json"):
                 problems.append(f"{where}: printed report differs from the in-process report")
