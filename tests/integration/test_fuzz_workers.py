@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOTAL = 1000
 SMALL = 45_000  # bytes: the objects that parse in milliseconds (RF: the Philips Allura report)
 MUTANTS_PER_STUDY = 4  # mutants of one object share a study, so the writer also assembles them
-WORKERS = {"classifier": 1, "extractor": 2, "writer": 1, "alerts": 1}
+WORKERS = {"classifier": 1, "extractor": 2, "writer": 1, "alerts": 1, "ct-dw": 1}
 STALL_S = 30  # no new ledger row for this long: something is stuck, stop waiting and say what
 
 
@@ -78,8 +78,8 @@ def test_over_a_thousand_mutants_through_the_workers_each_end_with_an_outcome(
         workers, doseflow_env, database_url, tmp_path):
     started = time.monotonic()
     # Given mutants of the small corpus objects in an ingest folder, and running services
-    # (Toshiba models set to match nothing: the legacy builder is not under test here, its
-    # images end ignored at the classifier)
+    # (Toshiba models set to match nothing: the legacy builder is not under test here; its CT
+    # images go to the Dw stage like any other CT axial image, so mutants of them test that stage)
     mutants = make_mutants(tmp_path / "ingest")
     assert len(mutants) >= 1000
     workers.env = {**doseflow_env, "DOSEFLOW_TOSHIBA_MODELS": "none/none"}
