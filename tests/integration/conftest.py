@@ -136,6 +136,10 @@ def clean_broker(service_urls):
         yield service_urls["amqp"]
 
 
+# One worker of each stage an object can pass through on its way to the database.
+PIPELINE = ("classifier", "extractor", "writer", "toshiba-builder", "ct-dw")
+
+
 class Workers:
     """Real `doseflow worker` processes with the test's configuration."""
 
@@ -151,7 +155,7 @@ class Workers:
         return proc
 
     def start_pipeline(self) -> None:
-        for kind in ("classifier", "extractor", "writer", "toshiba-builder", "ct-dw"):
+        for kind in PIPELINE:
             self.start(kind)
 
     def alive(self) -> list[str]:

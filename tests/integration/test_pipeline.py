@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 import shutil
 
-import pika
 import pytest
 
 from shared import broker
 from shared.messages import ObjectReceived
 from tests.conftest import corpus_file
-from tests.integration.conftest import doseflow, ledger, wait_until
+from tests.integration.conftest import PIPELINE, doseflow, ledger, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +64,7 @@ def test_a_non_dicom_file_fails_with_a_reason_and_the_worker_keeps_going(
     assert status == "failed"
     assert "not a readable DICOM object" in reason
     assert ledger(database_url)[str(good)][0] == "stored"
-    assert set(workers.alive()) == {"classifier", "extractor", "writer", "toshiba-builder", "ct-dw"}
+    assert set(workers.alive()) == set(PIPELINE)
     # The failed message waits in the dead-letter queue with its reason, and can be replayed
     # once the cause is fixed.
     letters = json.loads(doseflow(doseflow_env, "dead-letters", "list", "--json").stdout)
